@@ -1,0 +1,49 @@
+# gitpace — GitOps reconciliation with paced rolling updates.
+# `make help` lists the targets.
+
+GO      ?= go
+KUBECONFIG_LOCAL := $(CURDIR)/.cache/cluster/kubeconfig
+# How long `go test` may run in all; CI has 90 minutes.
+TEST_TIMEOUT ?= 40m
+# Tests run in parallel packages against one control plane.
+TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
+
+.PHONY: help build install test unit cluster cluster-down cluster-build demo bench verify fmt
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/gitpace
+	$(GO) build -o bin/gitpace ./cmd/gitpace
+
+install: ## go install ./cmd/gitpace
+	$(GO) install ./cmd/gitpace
+
+cluster-build: ## build the control-plane binaries into .cache/bin (cold: ~10 min on 2 cores)
+	$(GO) run ./hack/cluster build
+
+cluster: ## build what is missing and start the local control plane; ends with `export KUBECONFIG=...`
+	@$(GO) run ./hack/cluster up
+
+cluster-down: ## stop the processes `make cluster` started and remove their state
+	@$(GO) run ./hack/cluster down
+
+test: cluster ## unit + integration tests with -race against the local control plane
+	GITPACE_TEST_KUBECONFIG=$(KUBECONFIG_LOCAL) $(GO) test $(TEST_FLAGS) ./...
+
+unit: ## only the tests that need no control plane (pure packages)
+	$(GO) test -race -count=1 ./sources/... ./policies/...
+
+bench: cluster ## benchmarks on the local control plane; prints the figures the README quotes
+	GITPACE_TEST_KUBECONFIG=$(KUBECONFIG_LOCAL) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+demo: build cluster ## the main job for a new user: a guided GitOps rollout on the local control plane
+	./hack/demo.sh
+
+verify: ## fail on unformatted code or an untidy go.mod
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

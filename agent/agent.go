@@ -1,0 +1,197 @@
+// Package agent runs gitpace's reconcile loop: on every trigger (poll tick,
+// a commit seen by fsnotify, a webhook, a watched object changing behind
+// git's back) it fetches the branch head, and for each app runs the fixed
+// sequence in reconcileApp. All durable state lives in the cluster (package
+// state) and in git, so a restarted agent carries on where it stopped.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/state"
+)
+
+// Config says what the agent reconciles and how.
+type Config struct {
+	Source *sources.GitSource
+	Rest   *rest.Config
+	// StateNamespace holds the agent's state (default gitpace-system).
+	StateNamespace string
+	// DefaultNamespace is given to namespaced objects that name none.
+	DefaultNamespace string
+	// Interval between polls of the git remote (default 30s).
+	Interval time.Duration
+	// Resync is how often every app is diffed against the cluster even when
+	// nothing changed, to catch drift in kinds gitpace does not watch
+	// (default 10m; Deployments are watched and corrected at once).
+	Resync time.Duration
+	// KeyRing, when set, refuses revisions not signed by one of its keys.
+	KeyRing *policies.KeyRing
+	// Out receives one human-readable line per state change of a rollout.
+	Out io.Writer
+	Log *slog.Logger
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+	// Metrics, when set, records Prometheus metrics.
+	Metrics *Metrics
+}
+
+// Agent is a running reconciler. Create it with New.
+type Agent struct {
+	cfg     Config
+	applier *appliers.Applier
+	store   *state.Store
+	kube    kubernetes.Interface
+
+	mu       sync.Mutex
+	apps     map[string]*state.App // nil until loaded from the cluster
+	lastHead string
+	lastSnap *sources.Snapshot
+	dirty    map[string]bool // apps to diff again though git did not move
+	lastFull time.Time       // last time every app was diffed
+	expected map[string]int64
+	outLines map[string]string // last progress line printed per object
+	rollouts map[string]appliers.DeploymentRollout
+	// savedJSON/savedUpdated: what was last persisted per app, so a save
+	// that would change only the timestamp writes nothing.
+	savedJSON    map[string]string
+	savedUpdated map[string]time.Time
+	statusCh     chan string
+
+	trigger chan struct{}
+}
+
+// New checks cfg and connects the clients; it makes no request.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Source == nil || cfg.Rest == nil {
+		return nil, errors.New("agent: a source and a cluster are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Minute
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ap, err := appliers.New(cfg.Rest)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DefaultNamespace != "" {
+		ap.DefaultNamespace = cfg.DefaultNamespace
+	}
+	kube, err := kubernetes.NewForConfig(cfg.Rest)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		cfg: cfg, applier: ap, kube: kube,
+		store:     state.NewStore(kube, cfg.StateNamespace),
+		dirty:     map[string]bool{},
+		expected:  map[string]int64{},
+		outLines:  map[string]string{},
+		rollouts:  map[string]appliers.DeploymentRollout{},
+		savedJSON: map[string]string{}, savedUpdated: map[string]time.Time{},
+		statusCh: make(chan string, 1024),
+		trigger:  make(chan struct{}, 1),
+	}, nil
+}
+
+// Trigger asks for a reconcile as soon as possible (webhook, fsnotify).
+func (a *Agent) Trigger() {
+	select {
+	case a.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx ends: at start, every Interval, on Trigger, on
+// local commits and on drift. Errors are logged and retried with backoff;
+// the last good state stays in force meanwhile.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.cfg.Source.Watch(ctx, a.Trigger); err != nil {
+		a.cfg.Log.Warn("watching the local repository failed; polling only", "err", err)
+	}
+	go a.followDeployments(ctx)
+	backoff := time.Duration(0)
+	for {
+		err := a.ReconcileOnce(ctx)
+		wait := a.cfg.Interval
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			backoff = nextBackoff(backoff, a.cfg.Interval)
+			wait = backoff
+			a.cfg.Log.Error("reconcile failed; keeping the last good state", "err", err, "retryIn", wait.String())
+		} else {
+			backoff = 0
+		}
+		if err := a.waitNext(ctx, wait); err != nil {
+			return nil
+		}
+	}
+}
+
+// nextBackoff doubles from 1s up to max(interval, 1m)... but never past it.
+func nextBackoff(prev, interval time.Duration) time.Duration {
+	limit := interval
+	if limit > time.Minute {
+		limit = time.Minute
+	}
+	if prev == 0 {
+		return time.Second
+	}
+	if prev*2 > limit {
+		return limit
+	}
+	return prev * 2
+}
+
+func (a *Agent) printf(format string, args ...any) {
+	fmt.Fprintf(a.cfg.Out, "%s "+format+"\n", append([]any{a.cfg.Now().Format("15:04:05")}, args...)...)
+}
+
+// waitNext waits for the next trigger or tick, meanwhile handling rollout
+// status events (which need no git access).
+func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.trigger:
+			return nil
+		case <-t.C:
+			return nil
+		case app := <-a.statusCh:
+			if st, ok := a.apps[app]; ok {
+				a.refreshPhase(ctx, st)
+				if err := a.save(ctx, st); err != nil {
+					a.cfg.Log.Error("saving app state", "app", app, "err", err)
+				}
+			}
+		}
+	}
+}

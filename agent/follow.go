@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/state"
+)
+
+// followDeployments watches every Deployment gitpace manages. Each change
+// updates the rollout cache, prints a line when `kubectl rollout status`
+// would print a new one, asks the loop to re-evaluate the app's phase, and
+// marks the app for a drift check when the spec changed (a generation gitpace
+// did not produce: kubectl scale, kubectl set image).
+func (a *Agent) followDeployments(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(a.kube, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = appliers.ManagedByLabel + "=" + appliers.ManagedByValue
+		}))
+	inf := factory.Apps().V1().Deployments().Informer()
+	handle := func(obj any) {
+		d, ok := obj.(*appsv1.Deployment)
+		if !ok {
+			return
+		}
+		a.observeDeployment(d)
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    handle,
+		UpdateFunc: func(_, n any) { handle(n) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(*appsv1.Deployment); ok {
+				a.markDirty(d.Annotations[appliers.AppAnnotation])
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+}
+
+func (a *Agent) observeDeployment(d *appsv1.Deployment) {
+	app := d.Annotations[appliers.AppAnnotation]
+	r := appliers.TypedDeploymentStatus(d)
+	key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
+	a.mu.Lock()
+	prev, seen := a.rollouts[key]
+	a.rollouts[key] = r
+	exp, known := a.expected[key]
+	drift := known && d.Generation > exp && !(seen && prev.Generation == d.Generation)
+	if !known {
+		a.expected[key] = d.Generation
+	}
+	line := fmt.Sprintf("%s %d/%d/%d/%d %s", r.State, r.Desired, r.Current, r.UpToDate, r.Available, r.Message)
+	changed := a.outLines[key] != line
+	a.outLines[key] = line
+	a.mu.Unlock()
+	if changed && app != "" {
+		a.printf("app %s: Deployment %s/%s: %s (desired %d, current %d, up-to-date %d, available %d)",
+			app, d.Namespace, d.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
+	}
+	if drift {
+		a.cfg.Log.Info("drift detected", "app", app, "deployment", d.Namespace+"/"+d.Name, "generation", d.Generation)
+		a.printf("app %s: drift: Deployment %s/%s changed outside git (generation %d); correcting", app, d.Namespace, d.Name, d.Generation)
+		a.markDirty(app)
+	}
+	if app != "" {
+		select {
+		case a.statusCh <- app:
+		default:
+		}
+	}
+}
+
+func (a *Agent) markDirty(app string) {
+	if app == "" {
+		return
+	}
+	a.mu.Lock()
+	a.dirty[app] = true
+	a.mu.Unlock()
+	a.Trigger()
+}
+
+func (a *Agent) cachedRollout(ref appliers.ObjectRef) (appliers.DeploymentRollout, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.rollouts[ref.Key()]
+	return r, ok
+}
+
+// refreshPhase derives the app's phase from its Deployments' rollouts (as
+// last seen by the watch; read once when not seen yet) and settles the
+// newest history entry's outcome.
+func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
+	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
+		return
+	}
+	phase, reason := state.Synced, ""
+	for _, ref := range deployments(st.Inventory) {
+		r, ok := a.cachedRollout(ref)
+		if !ok {
+			u, err := a.applier.Get(ctx, ref)
+			if err != nil || u == nil {
+				continue
+			}
+			if r, err = appliers.DeploymentStatus(u); err != nil {
+				continue
+			}
+		}
+		switch r.State {
+		case appliers.RolloutFailed:
+			phase, reason = state.Failed, r.Message
+		case appliers.RolloutProgressing, appliers.RolloutPaused:
+			if phase != state.Failed {
+				phase, reason = state.Progressing, r.Message
+			}
+		}
+	}
+	if st.Phase != phase {
+		a.cfg.Log.Info("app phase", "app", st.Name, "phase", phase, "reason", reason)
+	}
+	st.Phase, st.Reason = phase, reason
+	if e := st.Last(); e != nil && e.Outcome == state.RollingOut {
+		switch phase {
+		case state.Synced:
+			e.Outcome = state.RolledOut
+			if e.RollbackTo > 0 {
+				e.Outcome = state.RolledBack
+			}
+			a.printf("app %s: revision %d (%s) %s in %s", st.Name, e.N, e.Revision.Short(), e.Outcome, a.cfg.Now().Sub(e.Applied).Round(100*time.Millisecond))
+		case state.Failed:
+			e.Outcome = state.FailedOut
+			e.Message = reason
+			a.printf("app %s: revision %d (%s) failed: %s", st.Name, e.N, e.Revision.Short(), reason)
+		}
+	}
+	a.cfg.Metrics.phase(st.Name, phase)
+}

@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/state"
+)
+
+// Metrics are the agent's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	reconciles *prometheus.CounterVec
+	objects    *prometheus.CounterVec
+	phases     *prometheus.GaugeVec
+}
+
+// NewMetrics registers gitpace's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitpace_reconciles_total", Help: "Reconcile passes by result (ok, idle, error, source_error).",
+		}, []string{"result"}),
+		objects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitpace_objects_total", Help: "Objects handled by apply and prune, by action.",
+		}, []string{"action"}),
+		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gitpace_app_phase", Help: "1 for the phase each app is in (Synced, Progressing, Paused, Held, Failed, OutOfSync).",
+		}, []string{"app", "phase"}),
+	}
+	reg.MustRegister(m.reconciles, m.objects, m.phases)
+	return m
+}
+
+func (m *Metrics) reconcile(result string) {
+	if m != nil {
+		m.reconciles.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) object(a appliers.Action) {
+	if m != nil {
+		m.objects.WithLabelValues(string(a)).Inc()
+	}
+}
+
+func (m *Metrics) phase(app string, p state.Phase) {
+	if m == nil {
+		return
+	}
+	for _, q := range []state.Phase{state.Synced, state.OutOfSync, state.Progressing, state.Paused, state.Failed, state.Held} {
+		v := 0.0
+		if q == p {
+			v = 1
+		}
+		m.phases.WithLabelValues(app, string(q)).Set(v)
+	}
+}

@@ -1,0 +1,504 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/manifest"
+	"github.com/gitpace/gitpace/state"
+)
+
+// ReconcileOnce runs one pass over every app. When the branch head did not
+// move, no app is marked for a drift check and no full resync is due, it
+// makes no cluster request at all.
+func (a *Agent) ReconcileOnce(ctx context.Context) error {
+	if err := a.loadState(ctx); err != nil {
+		return err
+	}
+	now := a.cfg.Now()
+	a.mu.Lock()
+	since, snap := a.lastHead, a.lastSnap
+	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
+	dirty := map[string]bool{}
+	for k := range a.dirty {
+		dirty[k] = true
+	}
+	a.mu.Unlock()
+
+	fresh, err := a.cfg.Source.Fetch(ctx, since)
+	switch {
+	case errors.Is(err, sources.ErrUnchanged):
+		if !full && len(dirty) == 0 {
+			a.cfg.Metrics.reconcile("idle")
+			return nil
+		}
+	case err != nil:
+		a.cfg.Metrics.reconcile("source_error")
+		return fmt.Errorf("source: %w", err)
+	default:
+		snap = fresh
+		if since != "" {
+			a.cfg.Log.Info("new revision", "commit", snap.Revision.Short(), "subject", snap.Revision.Subject)
+		}
+	}
+	err = a.reconcileSnapshot(ctx, snap, full, dirty)
+	if err != nil {
+		a.cfg.Metrics.reconcile("error")
+		return err
+	}
+	a.cfg.Metrics.reconcile("ok")
+	a.mu.Lock()
+	a.lastHead, a.lastSnap = snap.Revision.Commit, snap
+	if full {
+		a.lastFull = now
+	}
+	for k := range dirty {
+		delete(a.dirty, k)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// loadState reads every app's state from the cluster once per process.
+func (a *Agent) loadState(ctx context.Context) error {
+	if a.apps != nil {
+		return nil
+	}
+	if err := a.store.EnsureNamespace(ctx); err != nil {
+		return err
+	}
+	apps, err := a.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	a.apps = apps
+	for name, st := range apps {
+		b, _ := json.Marshal(st)
+		a.savedJSON[name], a.savedUpdated[name] = string(b), st.Updated
+	}
+	return nil
+}
+
+func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, full bool, dirty map[string]bool) error {
+	apps := manifest.Load(snap)
+	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
+	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
+	var errs []error
+	seen := map[string]bool{}
+	for i := range apps {
+		app := &apps[i]
+		seen[app.Name] = true
+		in := appInput{app: app, rev: snap.Revision, cfg: cfg, cfgErr: cfgErr, gates: gates, force: full || dirty[app.Name]}
+		if err := a.reconcileApp(ctx, in); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+		}
+	}
+	if cfgErr == nil {
+		for _, name := range sortedKeys(a.apps) {
+			if !seen[name] {
+				if err := a.removeApp(ctx, a.apps[name]); err != nil {
+					errs = append(errs, fmt.Errorf("app %s: %w", name, err))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) lookupCommit(ctx context.Context, hash string) (*object.Commit, error) {
+	return a.cfg.Source.Commit(ctx, hash)
+}
+
+type appInput struct {
+	app    *manifest.App
+	rev    sources.Revision
+	cfg    *policies.Config
+	cfgErr error
+	gates  []policies.Gate
+	force  bool // diff against the cluster even if git did not change
+}
+
+// reconcileApp is the one place where the order of decisions for an app is
+// written down, highest priority first:
+//
+//  1. an invalid revision (manifest or gitpace.yaml error) is rejected whole;
+//     the previous revision stays in force;
+//  2. the gates, in policies.Gates order: signature, PAUSE (freezes
+//     in-flight Deployments), allow-lists, windows;
+//  3. a PAUSE that was lifted: unpause, then go on with the newest revision;
+//  4. nothing changed in git and no drift suspected: done;
+//  5. server-side dry run of every object; any error rejects the revision;
+//  6. apply what differs (Namespaces and CRDs first), then prune what git
+//     no longer holds, then record the revision (rollback if its templates
+//     match an earlier one).
+//
+// It returns an error only for transient failures (the API server is
+// unreachable), which the caller retries; bad input is recorded in the
+// app's state instead.
+func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
+	st := a.appState(in.app.Name)
+	if err := firstErr(in.cfgErr, in.app.Err, unsupportedBCS(in.app)); err != nil {
+		return a.reject(ctx, st, in.rev, err)
+	}
+	objs := desiredObjects(in.app)
+	templates := templateHashes(objs)
+	rollbackTo := findRollback(st, templates)
+	err := policies.Check(ctx, in.gates, policies.GateInput{
+		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: a.cfg.Now(), Objects: objs,
+	})
+	var held *policies.Held
+	switch {
+	case errors.As(err, &held) && held.Gate == "pause":
+		return a.pause(ctx, st, held.Reason, in.force)
+	case errors.As(err, &held):
+		return a.hold(ctx, st, in.rev, held)
+	case err != nil:
+		return err
+	}
+	if st.PausedBy != nil {
+		if err := a.resume(ctx, st); err != nil {
+			return err
+		}
+	}
+	hash := contentHash(objs)
+	if hash == st.ContentHash && !in.force && st.Rejected == nil && st.Phase != state.Held {
+		return nil
+	}
+	a.stamp(st, in.app.Name, in.rev, objs, templates)
+	if err := a.applier.Prepare(objs); err != nil {
+		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	diff, err := a.applier.Diff(ctx, objs)
+	if err != nil {
+		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	applied, err := a.applier.Apply(ctx, objs, diff)
+	if err != nil {
+		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	pruned, err := a.applier.Delete(ctx, stale(st.Inventory, objs))
+	if err != nil {
+		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	a.record(ctx, st, in.rev, hash, objs, templates, rollbackTo, append(applied, pruned...))
+	return a.save(ctx, st)
+}
+
+// record updates the app's state after a successful apply and prints what
+// happened.
+func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision, hash string,
+	objs []*unstructured.Unstructured, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet) {
+	for _, c := range cs {
+		a.cfg.Metrics.object(c.Action)
+		if c.Generation > 0 {
+			a.mu.Lock()
+			a.expected[c.Ref.Key()] = c.Generation
+			a.mu.Unlock()
+		}
+	}
+	newRevision := hash != st.ContentHash
+	st.Rejected = nil
+	if cs.Changed() {
+		what := "applied"
+		if !newRevision {
+			what = "corrected drift:"
+		}
+		a.printf("app %s: %s %s (%s)", st.Name, what, rev.Short(), cs.Summary())
+		a.cfg.Log.Info("applied", "app", st.Name, "commit", rev.Short(), "changes", cs.Summary())
+	}
+	rolling := false
+	for k, h := range templates {
+		if st.Templates[k] != h {
+			rolling = true
+		}
+	}
+	if newRevision && (cs.Changed() || st.Applied == nil) {
+		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates}
+		if rolling {
+			e.Outcome = state.RollingOut
+		}
+		if rollbackTo != nil {
+			e.RollbackTo = rollbackTo.N
+			e.Message = fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject)
+			a.printf("app %s: %s", st.Name, e.Message)
+		}
+		st.AddHistory(e)
+	}
+	st.Applied, st.ContentHash, st.Templates = &rev, hash, templates
+	st.Inventory = refs(objs)
+	a.refreshPhase(ctx, st)
+}
+
+// stamp adds gitpace's labels, the app annotation and, on workloads, a
+// change-cause naming the commit that last changed their template.
+func (a *Agent) stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) {
+	causes := map[string]string{}
+	for _, o := range objs {
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[appliers.ManagedByLabel] = appliers.ManagedByValue
+		o.SetLabels(labels)
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[appliers.AppAnnotation] = app
+		key := appliers.RefOf(o).Key()
+		if h, ok := templates[key]; ok {
+			cause := fmt.Sprintf("gitpace %s: %s", rev.Short(), rev.Subject)
+			if old, ok := st.ChangeCauses[key]; ok && st.Templates[key] == h {
+				cause = old // template unchanged: keep the commit that made it
+			}
+			ann[appliers.ChangeCause] = cause
+			causes[key] = cause
+		}
+		o.SetAnnotations(ann)
+	}
+	st.ChangeCauses = causes
+}
+
+// reject records a revision that cannot be applied; the previous revision
+// stays in force.
+func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
+	msg := err.Error()
+	if st.Rejected == nil || st.Rejected.Revision.Commit != rev.Commit || st.Rejected.Error != msg {
+		a.printf("app %s: revision %s rejected, %s stays in force: %s", st.Name, rev.Short(), appliedShort(st), msg)
+		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", rev.Short(), "err", msg)
+	}
+	st.Rejected = &state.Rejection{Revision: rev, Error: msg}
+	st.Phase, st.Reason = state.Failed, fmt.Sprintf("revision %s rejected: %s", rev.Short(), msg)
+	return a.save(ctx, st)
+}
+
+// rejectOrRetry rejects the revision for errors in the input, and returns
+// transient errors (network, server unavailable) for the caller to retry.
+func (a *Agent) rejectOrRetry(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
+	if isTransient(err) {
+		return err
+	}
+	return a.reject(ctx, st, rev, err)
+}
+
+// isTransient: an error that a retry may cure, as opposed to bad input.
+func isTransient(err error) bool {
+	if errors.Is(err, appliers.ErrUnknownKind) {
+		return false
+	}
+	switch {
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsNotFound(err),
+		apierrors.IsForbidden(err), apierrors.IsAlreadyExists(err), apierrors.IsConflict(err),
+		apierrors.IsMethodNotSupported(err), apierrors.IsUnsupportedMediaType(err),
+		apierrors.IsRequestEntityTooLargeError(err), apierrors.IsNotAcceptable(err):
+		return false
+	}
+	return true
+}
+
+func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h *policies.Held) error {
+	reason := fmt.Sprintf("revision %s held by %s: %s", rev.Short(), h.Gate, h.Reason)
+	if st.Phase != state.Held || st.Reason != reason {
+		a.printf("app %s: %s", st.Name, reason)
+	}
+	st.Phase, st.Reason = state.Held, reason
+	return a.save(ctx, st)
+}
+
+func (a *Agent) removeApp(ctx context.Context, st *state.App) error {
+	if _, err := a.applier.Delete(ctx, st.Inventory); err != nil {
+		return err
+	}
+	if err := a.store.Delete(ctx, st.Name); err != nil {
+		return err
+	}
+	a.printf("app %s: removed from git; pruned %d objects", st.Name, len(st.Inventory))
+	delete(a.apps, st.Name)
+	return nil
+}
+
+func (a *Agent) appState(name string) *state.App {
+	st, ok := a.apps[name]
+	if !ok {
+		st = &state.App{Name: name, Phase: state.OutOfSync}
+		a.apps[name] = st
+	}
+	return st
+}
+
+func (a *Agent) save(ctx context.Context, st *state.App) error {
+	st.Updated = a.cfg.Now().UTC().Truncate(1e9)
+	if prev := a.savedJSON[st.Name]; prev != "" {
+		// Do not rewrite state when only the timestamp would change.
+		cp := *st
+		cp.Updated = a.savedUpdated[st.Name]
+		if b, _ := json.Marshal(&cp); string(b) == prev {
+			st.Updated = cp.Updated
+			return nil
+		}
+	}
+	if err := a.store.Save(ctx, st); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(st)
+	a.savedJSON[st.Name], a.savedUpdated[st.Name] = string(b), st.Updated
+	return nil
+}
+
+// desiredObjects copies the app's objects, recording each one's file:line
+// for error messages.
+func desiredObjects(app *manifest.App) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(app.Objects))
+	for i, o := range app.Objects {
+		c := o.DeepCopy()
+		if i < len(app.Origins) {
+			ann := c.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[appliers.SourceAnnotation] = fmt.Sprintf("%s:%d", app.Origins[i].File, app.Origins[i].Line)
+			c.SetAnnotations(ann)
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// workloadKinds roll out pods from a template; their template hash decides
+// rollout vs. rollback.
+var workloadKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
+
+func templateHashes(objs []*unstructured.Unstructured) map[string]string {
+	out := map[string]string{}
+	for _, o := range objs {
+		if workloadKinds[o.GetKind()] {
+			out[appliers.RefOf(o).Key()] = appliers.TemplateHash(o)
+		}
+	}
+	return out
+}
+
+// findRollback returns the newest earlier history entry (not the one in
+// force) whose templates equal the desired ones for every workload whose
+// template changes: a `git revert` brings an old revision back.
+func findRollback(st *state.App, templates map[string]string) *state.Entry {
+	var changed []string
+	for k, h := range templates {
+		if st.Templates[k] != h {
+			changed = append(changed, k)
+		}
+	}
+	if len(changed) == 0 || len(st.History) < 2 {
+		return nil
+	}
+	for i := len(st.History) - 2; i >= 0; i-- {
+		e := &st.History[i]
+		match := true
+		for _, k := range changed {
+			if e.Templates[k] != templates[k] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return e
+		}
+	}
+	return nil
+}
+
+// contentHash identifies an app's desired state in git.
+func contentHash(objs []*unstructured.Unstructured) string {
+	h := sha256.New()
+	for _, o := range objs {
+		b, _ := json.Marshal(o.Object)
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+func refs(objs []*unstructured.Unstructured) []appliers.ObjectRef {
+	out := make([]appliers.ObjectRef, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, appliers.RefOf(o))
+	}
+	return out
+}
+
+// stale lists inventory objects that the desired objects no longer hold.
+func stale(inventory []appliers.ObjectRef, objs []*unstructured.Unstructured) []appliers.ObjectRef {
+	keep := map[string]bool{}
+	for _, o := range objs {
+		keep[appliers.RefOf(o).Key()] = true
+	}
+	var out []appliers.ObjectRef
+	for _, r := range inventory {
+		if !keep[r.Key()] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func unsupportedBCS(app *manifest.App) error {
+	if len(app.BCS) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: BCS v4 deployments are not supported by this build", app.BCS[0].File)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func appliedShort(st *state.App) string {
+	if st.Applied == nil {
+		return "nothing"
+	}
+	return st.Applied.Short()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReconcileAndReport runs one pass (for `gitpace run --once`) and turns
+// apps that are not in sync with git into an error: rejected revisions,
+// held revisions and failed rollouts.
+func (a *Agent) ReconcileAndReport(ctx context.Context) error {
+	if err := a.ReconcileOnce(ctx); err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range sortedKeys(a.apps) {
+		st := a.apps[name]
+		switch st.Phase {
+		case state.Failed, state.Held:
+			errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,300 @@
+package appliers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+)
+
+// ErrUnknownKind marks an object whose kind the API server does not serve.
+var ErrUnknownKind = errors.New("unknown kind")
+
+// Applier diffs, applies and prunes objects with server-side apply.
+type Applier struct {
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+	// DefaultNamespace is given to namespaced objects that name none.
+	DefaultNamespace string
+
+	mu sync.Mutex
+}
+
+// New returns an Applier for the cluster of cfg.
+func New(cfg *rest.Config) (*Applier, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Applier{
+		dyn:              dyn,
+		mapper:           restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
+		DefaultNamespace: "default",
+	}, nil
+}
+
+// Dynamic exposes the dynamic client (for informers and status reads).
+func (a *Applier) Dynamic() dynamic.Interface { return a.dyn }
+
+// Mapping resolves the REST mapping of a kind, refreshing discovery once when
+// the kind is unknown (a CRD applied moments ago). The error for a kind the
+// server does not serve names it.
+func (a *Applier) Mapping(ref ObjectRef) (*meta.RESTMapping, error) {
+	gvk := ref.GVK()
+	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		a.mu.Lock()
+		a.mapper.Reset()
+		a.mu.Unlock()
+		m, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if meta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("%w: kind %s (apiVersion %s) is not served by the API server", ErrUnknownKind, gvk.Kind, gvk.GroupVersion())
+	}
+	return m, err
+}
+
+func (a *Applier) resource(ref ObjectRef) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
+	m, err := a.Mapping(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return a.dyn.Resource(m.Resource).Namespace(ref.Namespace), m, nil
+	}
+	return a.dyn.Resource(m.Resource), m, nil
+}
+
+// Prepare defaults namespaces (namespaced kinds without one get
+// DefaultNamespace; cluster-scoped kinds lose a stray one) and checks that
+// every kind is served, except kinds whose CRD is itself in objs. Errors name
+// the object and its file.
+func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
+	crds := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			crds[g+"/"+k] = true
+		}
+	}
+	var errs []error
+	for _, o := range objs {
+		ref := RefOf(o)
+		m, err := a.Mapping(ref)
+		if err != nil {
+			if crds[ref.Group+"/"+ref.Kind] {
+				continue // served once its CRD (same revision) is applied
+			}
+			errs = append(errs, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			continue
+		}
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			if o.GetNamespace() == "" {
+				o.SetNamespace(a.DefaultNamespace)
+			}
+		} else {
+			o.SetNamespace("")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// order sorts objects so that Namespaces and CRDs come first.
+func order(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	rank := func(o *unstructured.Unstructured) int {
+		switch o.GetKind() {
+		case "Namespace":
+			return 0
+		case "CustomResourceDefinition":
+			return 1
+		}
+		return 2
+	}
+	out := append([]*unstructured.Unstructured(nil), objs...)
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
+	return out
+}
+
+// Diff dry-runs a server-side apply of every object and compares the result
+// with the live object, normalized so that server defaults, status and
+// managed fields never count. It writes nothing. Objects whose namespace does
+// not exist yet but is created by objs are reported as Created without a
+// server dry run (they are validated when applied).
+func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (ChangeSet, error) {
+	newNS := map[string]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+			newNS[o.GetName()] = true
+		}
+	}
+	var cs ChangeSet
+	var errs []error
+	for _, o := range order(objs) {
+		c, err := a.diffOne(ctx, o, newNS)
+		if err != nil {
+			errs = append(errs, &ObjectError{Ref: RefOf(o), File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			continue
+		}
+		cs = append(cs, c)
+	}
+	return cs, errors.Join(errs...)
+}
+
+func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, newNS map[string]bool) (Change, error) {
+	ref := RefOf(o)
+	ri, _, err := a.resource(ref)
+	if err != nil {
+		// A kind whose CRD is in this revision: it will be created.
+		return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, o)}, nil
+	}
+	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		live = nil
+	} else if err != nil {
+		return Change{}, err
+	}
+	if live == nil && ref.Namespace != "" && newNS[ref.Namespace] {
+		if _, err := a.dyn.Resource(nsGVR).Get(ctx, ref.Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, o)}, nil
+		}
+	}
+	dry, err := a.patch(ctx, ri, o, true)
+	if err != nil {
+		return Change{}, err
+	}
+	if live == nil {
+		return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, Normalize(dry))}, nil
+	}
+	nl, nd := Normalize(live), Normalize(dry)
+	if equalObjects(nl, nd) {
+		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion()}, nil
+	}
+	return Change{Ref: ref, Action: Configured, Diff: unifiedDiff(ref, nl, nd)}, nil
+}
+
+// Apply server-side-applies the objects whose entry in diff is not
+// Unchanged (all of them when diff is nil), Namespaces and CRDs first, and
+// returns the resulting ChangeSet. It stops at the first error.
+func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, diff ChangeSet) (ChangeSet, error) {
+	planned := map[string]Change{}
+	for _, c := range diff {
+		planned[c.Ref.Key()] = c
+	}
+	var out ChangeSet
+	for _, o := range order(objs) {
+		ref := RefOf(o)
+		c, ok := planned[ref.Key()]
+		if ok && c.Action == Unchanged {
+			out = append(out, c)
+			continue
+		}
+		if !ok {
+			c = Change{Ref: ref, Action: Configured}
+		}
+		ri, _, err := a.resource(ref)
+		if err != nil {
+			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
+		}
+		res, err := a.patch(ctx, ri, o, false)
+		if err != nil {
+			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
+		}
+		c.Generation, c.ResourceVersion = res.GetGeneration(), res.GetResourceVersion()
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+	if _, ok := o.GetAnnotations()[SourceAnnotation]; ok {
+		o = o.DeepCopy() // the source file is for error messages, not the cluster
+		ann := o.GetAnnotations()
+		delete(ann, SourceAnnotation)
+		o.SetAnnotations(ann)
+	}
+	body, err := json.Marshal(o.Object)
+	if err != nil {
+		return nil, err
+	}
+	force := true
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	return ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
+}
+
+// Delete removes objects (prune), background propagation; already-gone
+// objects are not errors. It returns the Deleted entries.
+func (a *Applier) Delete(ctx context.Context, refs []ObjectRef) (ChangeSet, error) {
+	var out ChangeSet
+	var errs []error
+	policy := metav1.DeletePropagationBackground
+	// Reverse order: workloads before their Namespace.
+	sorted := append([]ObjectRef(nil), refs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Kind != "Namespace" && sorted[j].Kind == "Namespace" })
+	for _, ref := range sorted {
+		ri, _, err := a.resource(ref)
+		if err != nil {
+			errs = append(errs, &ObjectError{Ref: ref, Err: err})
+			continue
+		}
+		err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, &ObjectError{Ref: ref, Err: fmt.Errorf("prune: %w", err)})
+			continue
+		}
+		out = append(out, Change{Ref: ref, Action: Deleted})
+	}
+	return out, errors.Join(errs...)
+}
+
+// Get reads one live object (nil, nil when it does not exist).
+func (a *Applier) Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
+	ri, _, err := a.resource(ref)
+	if err != nil {
+		return nil, err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return u, err
+}
+
+// SetPaused sets spec.paused on a Deployment with a merge patch under the
+// PauseFieldManager (exactly what `kubectl rollout pause|resume` does). A
+// missing Deployment is not an error.
+func (a *Applier) SetPaused(ctx context.Context, ref ObjectRef, paused bool) error {
+	ri, _, err := a.resource(ref)
+	if err != nil {
+		return err
+	}
+	body := fmt.Sprintf(`{"spec":{"paused":%t}}`, paused)
+	_, err = ri.Patch(ctx, ref.Name, types.MergePatchType, []byte(body), metav1.PatchOptions{FieldManager: PauseFieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return &ObjectError{Ref: ref, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package appliers turns an app's desired objects into cluster state: a
+// server-side-apply dry run to diff, server-side apply to write (Namespaces
+// and CRDs first), and prune of what git no longer holds. Results are data
+// (a ChangeSet); the caller logs and records them.
+//
+// Native Deployments are then rolled by Kubernetes itself (see rollout.go for
+// how gitpace follows them); BCS deployments are paced by package paced.
+package appliers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// FieldManager owns every field gitpace applies.
+const FieldManager = "gitpace"
+
+// PauseFieldManager owns spec.paused while a PAUSE marker holds an app.
+const PauseFieldManager = "gitpace-pause"
+
+// Labels and annotations gitpace puts on every object it applies.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "gitpace"
+	AppAnnotation  = "gitpace.dev/app"
+	// SourceAnnotation carries an object's file:line in memory for error
+	// messages; it is stripped before the object is sent to the cluster.
+	SourceAnnotation = "gitpace.dev/source"
+	ChangeCause      = "kubernetes.io/change-cause"
+)
+
+// ObjectRef names one object.
+type ObjectRef struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// RefOf returns the reference of u.
+func RefOf(u *unstructured.Unstructured) ObjectRef {
+	gvk := u.GroupVersionKind()
+	return ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+// GVK is the reference's group, version and kind.
+func (r ObjectRef) GVK() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+// String is Kind/namespace/name (Kind/name when cluster-scoped), as kubectl
+// prints objects.
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// Key identifies the object regardless of API version.
+func (r ObjectRef) Key() string {
+	return strings.Join([]string{r.Group, r.Kind, r.Namespace, r.Name}, "/")
+}
+
+// Action is what applying did (or would do) to one object.
+type Action string
+
+// The actions of a Change.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Deleted    Action = "deleted"
+)
+
+// Change is the outcome for one object.
+type Change struct {
+	Ref    ObjectRef `json:"ref"`
+	Action Action    `json:"action"`
+	// Diff is a unified diff of the normalized live object against the
+	// normalized dry-run result ("" when unchanged).
+	Diff string `json:"diff,omitempty"`
+	// Generation (or, for kinds without one, resourceVersion) after apply.
+	Generation      int64  `json:"generation,omitempty"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+// ChangeSet is the outcome for a whole app.
+type ChangeSet []Change
+
+// Changed reports whether any entry is not Unchanged.
+func (cs ChangeSet) Changed() bool {
+	for _, c := range cs {
+		if c.Action != Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// Summary is e.g. "1 created, 2 configured, 3 unchanged".
+func (cs ChangeSet) Summary() string {
+	n := map[Action]int{}
+	for _, c := range cs {
+		n[c.Action]++
+	}
+	var parts []string
+	for _, a := range []Action{Created, Configured, Deleted, Unchanged} {
+		if n[a] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[a], a))
+		}
+	}
+	if len(parts) == 0 {
+		return "no objects"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ObjectError is an error about one object; it names the object and, when
+// known, the file it came from.
+type ObjectError struct {
+	Ref  ObjectRef
+	File string
+	Err  error
+}
+
+func (e *ObjectError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("%s: %s: %v", e.File, e.Ref, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.Ref, e.Err)
+}
+
+func (e *ObjectError) Unwrap() error { return e.Err }
+
+// TemplateHash is a stable hash of a workload's spec.template (or of the
+// whole spec when there is none). Two revisions with the same hash roll out
+// the same pods: that is how gitpace recognizes a rollback.
+func TemplateHash(u *unstructured.Unstructured) string {
+	v, found, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "template")
+	if !found {
+		v, _, _ = unstructured.NestedFieldNoCopy(u.Object, "spec")
+	}
+	b, _ := json.Marshal(v) // map keys are sorted by encoding/json
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/state"
+)
+
+type runOptions struct {
+	src        sourceFlags
+	kube       kubeFlags
+	interval   time.Duration
+	resync     time.Duration
+	once       bool
+	stateNS    string
+	defaultNS  string
+	listen     string
+	logFormat  string
+	logLevel   string
+	verifyKeys string
+}
+
+func newRunCommand() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run --repo URL [--branch main] [--path DIR]",
+		Short: "Run the agent: reconcile the cluster with a git branch, continuously or --once",
+		Long: `Run pulls the branch, and for every app (a directory under --path holding
+manifests) diffs it against the cluster and applies it with server-side
+apply; native Deployments roll out through Kubernetes' own controller.
+A local repository is watched for commits; remotes are polled every
+--interval, and POST /hooks/git on --listen polls at once.
+
+With --once it reconciles once and exits 0 when in sync, 1 on error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
+	}
+	fs := cmd.Flags()
+	o.src.add(fs)
+	o.kube.add(fs)
+	fs.DurationVar(&o.interval, "interval", 30*time.Second, "how often to poll the git remote")
+	fs.DurationVar(&o.resync, "resync", 10*time.Minute, "how often to diff every app against the cluster even when git did not move")
+	fs.BoolVar(&o.once, "once", false, "reconcile once and exit (0 in sync, 1 on error)")
+	fs.StringVar(&o.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state (created if missing)")
+	fs.StringVar(&o.defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none")
+	fs.StringVar(&o.listen, "listen", ":9090", "address for /metrics, /healthz and POST /hooks/git (\"\" disables)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "structured log format: text or json (logs go to stderr)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of armored OpenPGP public keys: apply only revisions whose head commit one of them signed")
+	return cmd
+}
+
+func (o *runOptions) run(cmd *cobra.Command) error {
+	log, err := newLogger(o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	src, err := o.src.source()
+	if err != nil {
+		return err
+	}
+	rc, err := o.kube.config()
+	if err != nil {
+		return err
+	}
+	var kr *policies.KeyRing
+	if o.verifyKeys != "" {
+		if kr, err = policies.LoadKeyRing(o.verifyKeys); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ag, err := agent.New(agent.Config{
+		Source: src, Rest: rc, StateNamespace: o.stateNS, DefaultNamespace: o.defaultNS,
+		Interval: o.interval, Resync: o.resync, KeyRing: kr,
+		Out: cmd.OutOrStdout(), Log: log, Metrics: agent.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.once {
+		return ag.ReconcileAndReport(ctx)
+	}
+	if o.listen != "" {
+		ln, err := net.Listen("tcp", o.listen)
+		if err != nil {
+			return fmt.Errorf("--listen %s: %w", o.listen, err)
+		}
+		srv := &http.Server{Handler: ag.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		}()
+		defer srv.Shutdown(context.Background())
+		log.Info("serving /metrics, /healthz and POST /hooks/git", "addr", ln.Addr().String())
+	}
+	log.Info("gitpace agent starting", "repo", o.src.cfg.URL, "branch", o.src.cfg.Branch, "path", o.src.cfg.Path, "interval", o.interval.String())
+	return ag.Run(ctx)
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level: " + err.Error())
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, usageErr(fmt.Sprintf("--log-format must be text or json, not %q", format))
+}

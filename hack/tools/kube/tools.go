@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the Kubernetes commands the local control plane builds:
+// kube-apiserver, kube-controller-manager, kube-scheduler and kubectl.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)

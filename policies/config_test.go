@@ -1,0 +1,186 @@
+package policies
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// TestParseConfigExample keeps the documented example (used in the README)
+// valid.
+func TestParseConfigExample(t *testing.T) {
+	data, err := os.ReadFile("../testdata/policies/gitpace.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseConfig("gitpace.yaml", data)
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	want := &Config{
+		File: "gitpace.yaml",
+		Windows: []Window{
+			{Kind: WindowDeny, Schedule: "0 22 * * *", Duration: "8h", TimeZone: "Asia/Shanghai", Apps: []string{"payments/*"}},
+			{Kind: WindowAllow, Schedule: "0 9 * * 1-5", Duration: "8h", Apps: []string{"web/*"}},
+		},
+		OnFailure: FailureHold,
+		Apps: []AppRule{{
+			Match:      "payments/*",
+			Namespaces: []string{"payments", "payments-*"},
+			Kinds:      []string{"Service", "ConfigMap", "apps/Deployment", "core/Secret", "*.example.com/*"},
+		}},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Window{}, AppRule{})); diff != "" {
+		t.Errorf("ParseConfig (-want +got):\n%s", diff)
+	}
+}
+
+func TestConfigFromFiles(t *testing.T) {
+	got, err := ConfigFromFiles(map[string][]byte{"app/deploy.yaml": []byte("kind: x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&Config{}, got, cmpopts.IgnoreUnexported(Window{}, AppRule{})); diff != "" {
+		t.Errorf("missing file (-want +got):\n%s", diff)
+	}
+	got, err = ConfigFromFiles(map[string][]byte{ConfigFile: []byte("onFailure: revert\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.OnFailure != FailureRevert || got.File != ConfigFile {
+		t.Errorf("got %+v, want onFailure revert from %s", got, ConfigFile)
+	}
+}
+
+func TestParseConfigEmpty(t *testing.T) {
+	for _, data := range []string{"", "# only a comment\n", "{}"} {
+		got, err := ParseConfig("gitpace.yaml", []byte(data))
+		if err != nil {
+			t.Errorf("ParseConfig(%q): %v", data, err)
+			continue
+		}
+		if got.OnFailure != FailureHold || len(got.Windows)+len(got.Apps) != 0 {
+			t.Errorf("ParseConfig(%q) = %+v, want empty with onFailure hold", data, got)
+		}
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // substrings of the error
+	}{
+		{
+			name: "unknown top-level field",
+			yaml: "onFailure: hold\nwindow: []\n",
+			want: []string{`policy/gitpace.yaml: unknown field "window"`},
+		},
+		{
+			name: "unknown nested field names its path",
+			yaml: "windows:\n- kind: deny\n  schedule: '0 22 * * *'\n  duration: 1h\n- kind: allow\n  schedule: '0 9 * * *'\n  duration: 1h\n  timezone: UTC\n",
+			want: []string{`policy/gitpace.yaml: unknown field "windows[1].timezone"`},
+		},
+		{
+			name: "field names are case-sensitive",
+			yaml: "apps:\n- Match: 'a/*'\n",
+			want: []string{`unknown field "apps[0].Match"`},
+		},
+		{
+			name: "duplicate key",
+			yaml: "onFailure: hold\nonFailure: revert\n",
+			want: []string{`policy/gitpace.yaml:`, `"onFailure" already set`},
+		},
+		{
+			name: "wrong type",
+			yaml: "windows: {}\n",
+			want: []string{`policy/gitpace.yaml:`, `cannot unmarshal`},
+		},
+		{
+			name: "bad schedule",
+			yaml: "windows:\n- kind: deny\n  schedule: '0 22 * * *'\n  duration: 1h\n- kind: deny\n  schedule: '0 0 22 * * *'\n  duration: 1h\n",
+			want: []string{`policy/gitpace.yaml: windows[1].schedule: "0 0 22 * * *": expected exactly 5 fields`},
+		},
+		{
+			name: "descriptor refused",
+			yaml: "windows:\n- kind: deny\n  schedule: '@daily'\n  duration: 1h\n",
+			want: []string{`windows[0].schedule: "@daily"`},
+		},
+		{
+			name: "TZ prefix refused",
+			yaml: "windows:\n- kind: deny\n  schedule: 'CRON_TZ=UTC 0 22 * * *'\n  duration: 1h\n",
+			want: []string{`windows[0].schedule: "CRON_TZ=UTC 0 22 * * *": set the zone with timeZone`},
+		},
+		{
+			name: "every problem reported",
+			yaml: "windows:\n- kind: sometimes\n  schedule: '0 22 * * *'\n  duration: 8 hours\n  timeZone: Mars/Olympus\n  apps: ['[']\n",
+			want: []string{
+				`windows[0].kind: must be allow or deny, got "sometimes"`,
+				`windows[0].duration: time: unknown unit`,
+				`windows[0].timeZone: "Mars/Olympus"`,
+				`windows[0].apps[0]: bad pattern "["`,
+			},
+		},
+		{
+			name: "required window fields",
+			yaml: "windows:\n- apps: []\n",
+			want: []string{`windows[0].kind: required`, `windows[0].schedule: required`, `windows[0].duration: required`},
+		},
+		{
+			name: "zero duration",
+			yaml: "windows:\n- kind: deny\n  schedule: '0 22 * * *'\n  duration: 0s\n",
+			want: []string{`windows[0].duration: must be positive, got "0s"`},
+		},
+		{
+			name: "host zone refused",
+			yaml: "windows:\n- kind: deny\n  schedule: '0 22 * * *'\n  duration: 1h\n  timeZone: Local\n",
+			want: []string{`windows[0].timeZone: "Local": the host's zone is not allowed`},
+		},
+		{
+			name: "bad onFailure",
+			yaml: "onFailure: retry\n",
+			want: []string{`policy/gitpace.yaml: onFailure: must be "hold" or "revert", got "retry"`},
+		},
+		{
+			name: "app rule without match",
+			yaml: "apps:\n- namespaces: [a]\n",
+			want: []string{`apps[0].match: required`},
+		},
+		{
+			name: "kind with version",
+			yaml: "apps:\n- match: 'a/*'\n  kinds: [Service, apps/v1/Deployment]\n",
+			want: []string{`apps[0].kinds[1]: "apps/v1/Deployment": versions are not part of a kind rule; write "apps/Deployment"`},
+		},
+		{
+			name: "apiVersion instead of group",
+			yaml: "apps:\n- match: 'a/*'\n  kinds: [v1/ConfigMap]\n",
+			want: []string{`apps[0].kinds[0]: "v1/ConfigMap": "v1" is a version, not an API group; write "ConfigMap" or "core/ConfigMap"`},
+		},
+		{
+			name: "bad namespace pattern",
+			yaml: "apps:\n- match: 'a/*'\n  namespaces: [ok, 'a[']\n",
+			want: []string{`apps[0].namespaces[1]: bad pattern "a["`},
+		},
+		{
+			name: "empty kind part",
+			yaml: "apps:\n- match: 'a/*'\n  kinds: [apps/]\n",
+			want: []string{`apps[0].kinds[0]: "apps/": empty pattern`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := ParseConfig("policy/gitpace.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("ParseConfig = %+v, want error", cfg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,234 @@
+package policies
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// keyTime is the creation time of test keys: fixed, and in the past of
+// whatever clock go-crypto verifies against.
+var keyTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newTestKey makes an Ed25519 OpenPGP entity and its armored public key.
+func newTestKey(t *testing.T, name string) (*openpgp.Entity, []byte) {
+	t.Helper()
+	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: func() time.Time { return keyTime }}
+	e, err := openpgp.NewEntity(name, "test", strings.ToLower(name)+"@example.com", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteString("\n")
+	return e, buf.Bytes()
+}
+
+// keyRingOf writes the entities' armored public keys, one block each, to a
+// file and loads it.
+func keyRingOf(t *testing.T, entities ...*openpgp.Entity) *KeyRing {
+	t.Helper()
+	var data []byte
+	for _, e := range entities {
+		var buf bytes.Buffer
+		w, _ := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+		if err := e.Serialize(w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		data = append(append(data, buf.Bytes()...), '\n')
+	}
+	file := filepath.Join(t.TempDir(), "trusted.asc")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := LoadKeyRing(file)
+	if err != nil {
+		t.Fatalf("LoadKeyRing: %v", err)
+	}
+	return kr
+}
+
+// commitIn makes a real commit in a repository under t.TempDir(), signed
+// with key unless it is nil, and reads it back.
+func commitIn(t *testing.T, key *openpgp.Entity) *object.Commit {
+	t.Helper()
+	dir := t.TempDir()
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deploy.yaml"), []byte("kind: ConfigMap\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wt.Add("deploy.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	who := &object.Signature{Name: "Jane Doe", Email: "jane@example.com", When: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	h, err := wt.Commit("add config\n", &git.CommitOptions{Author: who, Committer: who, SignKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitObject(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func signedCommit(t *testing.T, key *openpgp.Entity) *object.Commit {
+	t.Helper()
+	return commitIn(t, key)
+}
+
+func TestVerifyCommit(t *testing.T) {
+	trusted, _ := newTestKey(t, "Trusted")
+	second, _ := newTestKey(t, "Second")
+	stranger, _ := newTestKey(t, "Stranger")
+	kr := keyRingOf(t, trusted)
+	several := keyRingOf(t, trusted, second)
+
+	tampered := signedCommit(t, trusted)
+	tampered.Message = "add config, and something else\n"
+
+	ssh := commitIn(t, nil)
+	ssh.PGPSignature = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
+
+	tests := []struct {
+		name      string
+		commit    *object.Commit
+		kr        *KeyRing
+		wantKeyID string
+		wantErr   []string // substrings; nil = success
+	}{
+		{"signed by a trusted key", signedCommit(t, trusted), kr, trusted.PrimaryKey.KeyIdString(), nil},
+		{"second block of a file with several keys", signedCommit(t, second), several, second.PrimaryKey.KeyIdString(), nil},
+		{"first block of a file with several keys", signedCommit(t, trusted), several, trusted.PrimaryKey.KeyIdString(), nil},
+		{"unsigned", commitIn(t, nil), kr, "", []string{"by Jane Doe <jane@example.com> is not signed"}},
+		{
+			"signed by a key not in the ring", signedCommit(t, stranger), several, stranger.PrimaryKey.KeyIdString(),
+			[]string{"by Jane Doe <jane@example.com> is signed by key " + stranger.PrimaryKey.KeyIdString() + ", which is not in the trusted key ring"},
+		},
+		{
+			"tampered after signing", tampered, kr, trusted.PrimaryKey.KeyIdString(),
+			[]string{"has a signature by key " + trusted.PrimaryKey.KeyIdString() + " that does not verify"},
+		},
+		{"SSH signature", ssh, kr, "", []string{"is signed with an SSH key; gitpace verifies OpenPGP signatures only"}},
+		{"no key ring", signedCommit(t, trusted), nil, "", []string{"cannot be verified: no trusted keys"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keyID, err := VerifyCommit(tt.commit, tt.kr)
+			if tt.wantErr == nil {
+				if err != nil || keyID != tt.wantKeyID {
+					t.Fatalf("VerifyCommit = %q, %v; want %q, nil", keyID, err, tt.wantKeyID)
+				}
+				return
+			}
+			var se *SignatureError
+			if !errors.As(err, &se) {
+				t.Fatalf("VerifyCommit = %q, %v; want a *SignatureError", keyID, err)
+			}
+			if keyID != "" || se.KeyID != tt.wantKeyID || se.Commit != tt.commit.Hash.String() {
+				t.Errorf("keyID %q, SignatureError %+v; want key id %q in the error and commit %s", keyID, se, tt.wantKeyID, tt.commit.Hash)
+			}
+			msg := err.Error()
+			for _, w := range append(tt.wantErr, "commit "+tt.commit.Hash.String()) {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q\ndoes not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseKeyRing(t *testing.T) {
+	a, armoredA := newTestKey(t, "A")
+	b, armoredB := newTestKey(t, "B")
+	kr, err := ParseKeyRing("trusted.asc", append(append([]byte("# trusted keys\n"), armoredA...), armoredB...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(kr.KeyIDs(), ","), a.PrimaryKey.KeyIdString()+","+b.PrimaryKey.KeyIdString(); got != want {
+		t.Errorf("KeyIDs = %s, want %s", got, want)
+	}
+
+	var private bytes.Buffer
+	w, _ := armor.Encode(&private, openpgp.PrivateKeyType, nil)
+	if err := a.SerializePrivate(w, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	errTests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "trusted.asc: no armored OpenPGP public key found"},
+		{"private key", private.Bytes(), `trusted.asc: armored block 1 is a "PGP PRIVATE KEY BLOCK", want a "PGP PUBLIC KEY BLOCK"`},
+		{"private after public", append(armoredA, private.Bytes()...), "trusted.asc: armored block 2 is a"},
+	}
+	for _, tt := range errTests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseKeyRing("trusted.asc", tt.data)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseKeyRing = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := LoadKeyRing(filepath.Join(t.TempDir(), "missing.asc")); err == nil {
+		t.Error("LoadKeyRing of a missing file = nil error")
+	}
+}
+
+func TestSignatureGate(t *testing.T) {
+	trusted, _ := newTestKey(t, "Trusted")
+	commits := map[string]*object.Commit{}
+	for _, c := range []*object.Commit{signedCommit(t, trusted), commitIn(t, nil)} {
+		commits[c.Hash.String()] = c
+	}
+	lookup := func(_ context.Context, hash string) (*object.Commit, error) { return commits[hash], nil }
+	g := &SignatureGate{KeyRing: keyRingOf(t, trusted), Commits: lookup}
+	for hash, c := range commits {
+		err := g.Check(context.Background(), GateInput{App: "a", Commit: hash})
+		if c.PGPSignature != "" {
+			if err != nil {
+				t.Errorf("Check(signed) = %v, want nil", err)
+			}
+			continue
+		}
+		var held *Held
+		var se *SignatureError
+		if !errors.As(err, &held) || held.Gate != "signature" || !held.RetryAt.IsZero() || !errors.As(err, &se) {
+			t.Errorf("Check(unsigned) = %v, want *Held by signature wrapping a *SignatureError", err)
+		}
+	}
+	off := &SignatureGate{}
+	if err := off.Check(context.Background(), GateInput{Commit: "whatever"}); err != nil {
+		t.Errorf("Check without key ring = %v, want nil", err)
+	}
+}

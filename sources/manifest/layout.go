@@ -1,0 +1,137 @@
+package manifest
+
+import (
+	"errors"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/gitpace/gitpace/sources"
+)
+
+// layout is a snapshot's files sorted into app directories and markers.
+// Directories are slash paths relative to the source path, "." for the root.
+type layout struct {
+	snap     *sources.Snapshot
+	appDirs  map[string][]string // dir -> its manifest files (full relative names)
+	pauses   map[string]string   // dir -> PAUSE text
+	promotes map[string][]byte   // dir -> PROMOTE content
+}
+
+func newLayout(snap *sources.Snapshot) *layout {
+	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{}}
+	for name, data := range snap.Files {
+		if hidden(name) {
+			continue
+		}
+		dir, base := path.Dir(name), path.Base(name)
+		switch {
+		case dir == "." && base == sources.PolicyFile:
+		case base == sources.PauseFile:
+			l.pauses[dir] = strings.TrimSpace(string(data))
+		case base == sources.PromoteFile:
+			l.promotes[dir] = data
+		case isManifest(base):
+			l.appDirs[dir] = append(l.appDirs[dir], name)
+		}
+	}
+	return l
+}
+
+func (l *layout) sortedAppDirs() []string {
+	dirs := make([]string, 0, len(l.appDirs))
+	for d := range l.appDirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+// repoPath turns a path relative to the source path into one relative to the
+// repository root.
+func (l *layout) repoPath(rel string) string {
+	return path.Join(l.snap.Path, rel)
+}
+
+// loadApp parses and validates the app in dir.
+func (l *layout) loadApp(dir string) App {
+	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir)}
+	var errs []error
+	if data, ok := l.promotes[dir]; ok {
+		file := l.repoPath(path.Join(dir, sources.PromoteFile))
+		p, err := sources.ParsePromotion(data)
+		if err != nil {
+			errs = append(errs, &Error{File: file, Err: err})
+		} else {
+			app.Promote = &Promote{Rollout: p.Rollout, Cycles: p.Cycles, Path: file}
+		}
+	}
+	files := l.appDirs[dir]
+	sort.Strings(files)
+	seen := map[objectKey]Origin{}
+	for _, name := range files {
+		file := l.repoPath(name)
+		res := parseFile(file, l.snap.Files[name])
+		errs = append(errs, res.errs...)
+		app.BCS = append(app.BCS, res.bcs...)
+		for i, obj := range res.objects {
+			origin := res.origins[i]
+			key := keyOf(obj)
+			if first, dup := seen[key]; dup {
+				errs = append(errs, &Error{File: file, Line: origin.Line, Object: objectID(obj),
+					Err: duplicateErr(first)})
+				continue
+			}
+			seen[key] = origin
+			app.Objects = append(app.Objects, obj)
+			app.Origins = append(app.Origins, origin)
+		}
+	}
+	if len(errs) > 0 {
+		app.Err = errors.Join(errs...)
+		app.Objects, app.Origins, app.BCS = nil, nil, nil
+	}
+	return app
+}
+
+// pauseFor returns the PAUSE marker nearest the root among dir and its
+// ancestors.
+func (l *layout) pauseFor(dir string) *Marker {
+	for _, d := range ancestors(dir) {
+		if reason, ok := l.pauses[d]; ok {
+			return &Marker{Reason: reason, Path: l.repoPath(path.Join(d, sources.PauseFile))}
+		}
+	}
+	return nil
+}
+
+// ancestors returns ".", then each directory down to dir itself.
+func ancestors(dir string) []string {
+	out := []string{"."}
+	if dir == "." {
+		return out
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		out = append(out, strings.Join(parts[:i+1], "/"))
+	}
+	return out
+}
+
+// hidden reports whether any element of a slash path starts with ".".
+func hidden(name string) bool {
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+func isManifest(base string) bool {
+	switch strings.ToLower(path.Ext(base)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,102 @@
+// Package manifest turns a Snapshot into apps: the Kubernetes objects, BCS
+// files and marker files of each app directory, parsed and validated.
+//
+// # Layout
+//
+// Every directory below the source path that directly holds *.yaml, *.yml or
+// *.json files is an app, named by its path relative to the source path
+// ("web", "team-a/api"); manifests at the root itself make an app named ".".
+// Directories are independent: "a/b" and "a/c" are two apps, and "a" is an
+// app only if it holds manifests itself. Hidden files and directories (name
+// starting with ".") and, at the root, the policy file gitpace.yaml are not
+// read. Other files (README.md, ...) are ignored.
+//
+// Marker files, which never make a directory an app on their own:
+//   - PAUSE pauses the app in whose directory it is, and every app below that
+//     directory: at the root it pauses every app. Its trimmed text is the
+//     reason. With several, the one nearest the root is reported.
+//   - PROMOTE in an app directory approves manual rollout cycles; see
+//     sources.Promotion.
+//
+// # Files
+//
+// YAML files may hold several documents separated by "---" lines; JSON files
+// hold one object. A List (kind "List" or any kind ending in "List", with an
+// items array) is replaced by its items. JSON files whose apiVersion is "v4"
+// are BCS deployment specs: they are not parsed here but handed on raw in
+// App.BCS.
+//
+// # All or nothing
+//
+// Each object needs apiVersion, kind and metadata.name, and no two objects of
+// an app may share group, kind, namespace and name. Any problem in any file
+// of an app sets App.Err (joined *Error values naming file, line and object)
+// and leaves the app's Objects and BCS empty: an app is applied whole or not
+// at all. Other apps are not affected.
+package manifest
+
+import (
+	"github.com/gitpace/gitpace/sources"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// App is one app directory of a snapshot.
+type App struct {
+	// Name is the directory relative to the source path; "." for the root.
+	Name string
+	// Dir is the directory relative to the repository root (the source path
+	// joined with Name): where a user finds the files.
+	Dir string
+	// Objects are the app's Kubernetes objects in file order (files sorted by
+	// name, then document order, then List item order). Empty when Err is set.
+	Objects []*unstructured.Unstructured
+	// Origins[i] says where Objects[i] came from.
+	Origins []Origin
+	// BCS are the app's BCS v4 JSON files, unparsed. Empty when Err is set.
+	BCS []BCSFile
+	// Pause is set when a PAUSE marker applies to the app.
+	Pause *Marker
+	// Promote is the app's PROMOTE marker, if any.
+	Promote *Promote
+	// Err, when not nil, lists every problem found in the app's files.
+	Err error
+}
+
+// Origin locates an object in the repository.
+type Origin struct {
+	File string // relative to the repository root
+	Line int    // 1-based line where the object's document starts (its first line that is not blank or a comment)
+	Doc  int    // 0-based index of the document in the file, empty documents included
+	Item int    // 0-based index in the document's List, -1 when not from a List
+}
+
+// BCSFile is a BCS v4 JSON file, routed on for the bcs package to parse.
+type BCSFile struct {
+	File string // relative to the repository root
+	Kind string // the file's top-level "kind"
+	Data []byte
+}
+
+// Marker is a PAUSE marker that applies to an app.
+type Marker struct {
+	Reason string // the file's trimmed text; may be empty
+	Path   string // the marker file, relative to the repository root
+}
+
+// Promote is an app's PROMOTE marker.
+type Promote struct {
+	Rollout string // the rollout (new application name) it approves
+	Cycles  int    // how many manual cycles it approves
+	Path    string // the marker file, relative to the repository root
+}
+
+// Load returns the apps of a snapshot, sorted by name. Problems in an app's
+// files are reported in that app's Err; Load itself does not fail.
+func Load(snap *sources.Snapshot) []App {
+	l := newLayout(snap)
+	apps := make([]App, 0, len(l.appDirs))
+	for _, dir := range l.sortedAppDirs() {
+		apps = append(apps, l.loadApp(dir))
+	}
+	return apps
+}

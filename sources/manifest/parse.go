@@ -1,0 +1,198 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"sigs.k8s.io/yaml"
+)
+
+// parsed is what one file holds.
+type parsed struct {
+	objects []*unstructured.Unstructured
+	origins []Origin
+	bcs     []BCSFile
+	errs    []error
+}
+
+// parseFile parses one manifest file; file is its repository-relative name.
+func parseFile(file string, data []byte) parsed {
+	var p parsed
+	if strings.EqualFold(path.Ext(file), ".json") {
+		p.parseJSON(file, data)
+		return p
+	}
+	for i, d := range splitYAML(data) {
+		p.parseYAMLDoc(file, i, d)
+	}
+	return p
+}
+
+func (p *parsed) parseJSON(file string, data []byte) {
+	var probe struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		p.errs = append(p.errs, jsonError(file, data, err))
+		return
+	}
+	if probe.APIVersion == "v4" {
+		p.bcs = append(p.bcs, BCSFile{File: file, Kind: probe.Kind, Data: data})
+		return
+	}
+	p.addDocument(file, 0, 1, data)
+}
+
+func (p *parsed) parseYAMLDoc(file string, index int, d document) {
+	j, err := yaml.YAMLToJSONStrict(d.data)
+	if err != nil {
+		p.errs = append(p.errs, yamlError(file, d.line, err))
+		return
+	}
+	if string(bytes.TrimSpace(j)) == "null" {
+		return // only comments or blank
+	}
+	p.addDocument(file, index, d.firstContentLine(), j)
+}
+
+// addDocument decodes one JSON document that started at line, flattens a List
+// and validates every object.
+func (p *parsed) addDocument(file string, index, line int, j []byte) {
+	var m map[string]interface{}
+	if !bytes.HasPrefix(bytes.TrimSpace(j), []byte("{")) {
+		p.errs = append(p.errs, &Error{File: file, Line: line, Err: fmt.Errorf("%w: document is not an object", ErrSyntax)})
+		return
+	}
+	if err := utiljson.Unmarshal(j, &m); err != nil {
+		p.errs = append(p.errs, &Error{File: file, Line: line, Err: fmt.Errorf("%w: %v", ErrSyntax, err)})
+		return
+	}
+	doc := &unstructured.Unstructured{Object: m}
+	items, isList := m["items"].([]interface{})
+	if !isList || !strings.HasSuffix(doc.GetKind(), "List") {
+		p.add(file, doc, Origin{File: file, Line: line, Doc: index, Item: -1})
+		return
+	}
+	for i, it := range items {
+		obj, ok := it.(map[string]interface{})
+		if !ok {
+			p.errs = append(p.errs, &Error{File: file, Line: line, Object: objectID(doc),
+				Err: fmt.Errorf("%w: items[%d] is not an object", ErrInvalidObject, i)})
+			continue
+		}
+		p.add(file, &unstructured.Unstructured{Object: obj}, Origin{File: file, Line: line, Doc: index, Item: i})
+	}
+}
+
+// add validates an object and keeps it, or records why not.
+func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin) {
+	if err := validate(obj, path.Ext(file)); err != nil {
+		where := ""
+		if o.Item >= 0 {
+			where = fmt.Sprintf(" (items[%d])", o.Item)
+		}
+		p.errs = append(p.errs, &Error{File: file, Line: o.Line, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
+		return
+	}
+	p.objects = append(p.objects, obj)
+	p.origins = append(p.origins, o)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+// yamlError turns a YAML error for a document starting at docLine into an
+// *Error carrying the line in the file.
+func yamlError(file string, docLine int, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := docLine
+	first := true
+	msg = yamlLine.ReplaceAllStringFunc(msg, func(s string) string {
+		n, _ := strconv.Atoi(yamlLine.FindStringSubmatch(s)[1])
+		n += docLine - 1
+		if first {
+			line, first = n, false
+		}
+		return "line " + strconv.Itoa(n)
+	})
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", line))
+	return &Error{File: file, Line: line, Err: fmt.Errorf("%w: %s", ErrSyntax, msg)}
+}
+
+// jsonError turns an encoding/json error into an *Error with the line of its
+// offset.
+func jsonError(file string, data []byte, err error) error {
+	line := 0
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		line = lineAt(data, syn.Offset)
+	case errors.As(err, &typ):
+		line = lineAt(data, typ.Offset)
+	}
+	return &Error{File: file, Line: line, Err: fmt.Errorf("%w: %v", ErrSyntax, err)}
+}
+
+func lineAt(data []byte, offset int64) int {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	return 1 + bytes.Count(data[:offset], []byte("\n"))
+}
+
+// document is one YAML document of a file and the file line its data starts
+// on (the line after a "---" separator, or the separator's own line when the
+// document starts on it).
+type document struct {
+	line int
+	data []byte
+}
+
+// firstContentLine is the file line of the document's first line that is not
+// blank or a comment: where its object visibly starts.
+func (d document) firstContentLine() int {
+	for i, l := range bytes.Split(d.data, []byte("\n")) {
+		t := bytes.TrimSpace(l)
+		if len(t) > 0 && t[0] != '#' {
+			return d.line + i
+		}
+	}
+	return d.line
+}
+
+// splitYAML splits a multi-document YAML file on "---" lines (a "---" may be
+// followed by a comment, or by the first line of the document itself) and on
+// "..." document end lines. Each document keeps the number of the file line
+// it starts on, so that parser line numbers can be mapped back to the file.
+func splitYAML(data []byte) []document {
+	var docs []document
+	cur := document{line: 1}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, l := range lines {
+		t := bytes.TrimRight(l, " \t\r\n")
+		switch {
+		case bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- #")):
+			docs = append(docs, cur)
+			cur = document{line: i + 2}
+		case bytes.HasPrefix(t, []byte("--- ")):
+			docs = append(docs, cur)
+			cur = document{line: i + 1, data: append([]byte(nil), l[4:]...)}
+		case bytes.Equal(t, []byte("...")):
+			docs = append(docs, cur)
+			cur = document{line: i + 2}
+		default:
+			cur.data = append(cur.data, l...)
+		}
+	}
+	return append(docs, cur)
+}

@@ -1,0 +1,64 @@
+package sources
+
+import (
+	"errors"
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+)
+
+// File names of the repository layout gitpace reads (see package manifest)
+// and writes (see Pause, Resume and Promote).
+const (
+	// PauseFile in an app directory pauses that app; at the root of the
+	// source path it pauses every app. Its text is the reason.
+	PauseFile = "PAUSE"
+	// PromoteFile in an app directory approves manual rollout cycles; its
+	// content is a Promotion in YAML.
+	PromoteFile = "PROMOTE"
+	// PolicyFile at the root of the source path holds policies; it is not a
+	// manifest.
+	PolicyFile = "gitpace.yaml"
+)
+
+// Promotion is the content of a PROMOTE marker, written by `gitpace promote`:
+//
+//	rollout: web-7f9c4   # the rollout (new application name) it approves
+//	cycles: 2            # how many manual cycles it approves
+type Promotion struct {
+	Rollout string `json:"rollout"`
+	Cycles  int    `json:"cycles"`
+}
+
+// ParsePromotion decodes and validates a PROMOTE file. Unknown fields are
+// errors, so a typo does not silently approve nothing.
+func ParsePromotion(data []byte) (Promotion, error) {
+	var p Promotion
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, err)
+	}
+	if err := p.Validate(); err != nil {
+		return Promotion{}, err
+	}
+	return p, nil
+}
+
+// Validate checks that the promotion names a rollout and a cycle count >= 1.
+func (p Promotion) Validate() error {
+	if p.Rollout == "" {
+		return errors.New(PromoteFile + ": rollout is required")
+	}
+	if p.Cycles < 1 {
+		return fmt.Errorf("%s: cycles must be at least 1, got %d", PromoteFile, p.Cycles)
+	}
+	return nil
+}
+
+// Marshal encodes the promotion as the PROMOTE file's YAML.
+func (p Promotion) Marshal() []byte {
+	b, err := yaml.Marshal(p)
+	if err != nil { // a struct of a string and an int always encodes
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,93 @@
+package sources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// head resolves the branch head cheaply: for a local path by reading the ref
+// in place (returning the open repository), for a remote by listing its refs
+// (returning a nil repository: nothing has been fetched).
+func (s *GitSource) head(ctx context.Context) (*git.Repository, plumbing.Hash, error) {
+	if s.ep != nil {
+		h, err := s.lsRemote(ctx)
+		return nil, h, err
+	}
+	repo, err := git.PlainOpenWithOptions(s.local, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("git source %s: open repository: %w", s.display, err)
+	}
+	ref, err := repo.Reference(s.branch, true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return nil, plumbing.ZeroHash, fmt.Errorf("git source %s: %w: %q", s.display, ErrBranchNotFound, s.branch.Short())
+	}
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("git source %s: read branch %q: %w", s.display, s.branch.Short(), err)
+	}
+	return repo, ref.Hash(), nil
+}
+
+// objects returns a repository holding the commit head: the local repository
+// as it is, or the mirror, fetched when it lacks head. The returned head is
+// the mirror's branch after that fetch (newer than head if the branch moved
+// in between).
+func (s *GitSource) objects(ctx context.Context, repo *git.Repository, head plumbing.Hash) (*git.Repository, plumbing.Hash, error) {
+	if s.ep == nil {
+		return repo, head, nil
+	}
+	return s.syncMirror(ctx, head)
+}
+
+// resolve turns a revision name into a commit hash in repo. For a remote, a
+// name that is not a commit already in the mirror makes it fetch every branch
+// and tag first, so that tags and other branches resolve as the remote has
+// them now.
+func (s *GitSource) resolve(ctx context.Context, repo *git.Repository, rev string) (plumbing.Hash, error) {
+	if s.ep != nil && !(isHex(rev) && resolves(repo, rev)) {
+		if err := s.fetchAll(ctx, repo); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("git source %s: %w: %q", s.display, ErrRevisionNotFound, rev)
+	}
+	return *h, nil
+}
+
+func resolves(repo *git.Repository, rev string) bool {
+	_, err := repo.ResolveRevision(plumbing.Revision(rev))
+	return err == nil
+}
+
+func isHex(s string) bool {
+	if len(s) < 4 || len(s) > 40 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanRelPath cleans a slash-separated path inside the repository; "" is the
+// root. It refuses absolute paths and paths leaving the repository.
+func cleanRelPath(p string) (string, error) {
+	p = path.Clean(filepath.ToSlash(p))
+	if p == "." {
+		return "", nil
+	}
+	if path.IsAbs(p) || p == ".." || strings.HasPrefix(p, "../") {
+		return "", fmt.Errorf("path %q must be relative and inside the repository", p)
+	}
+	return p, nil
+}

@@ -1,0 +1,45 @@
+package sources
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestWatchLocalCommit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	repo := newRepo(t, dir)
+	commitFiles(t, repo, map[string]string{"a.yaml": "a\n"}, "one")
+
+	src := newSource(t, GitConfig{URL: dir})
+	fired := make(chan struct{}, 1)
+	if err := src.Watch(ctx, func() {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	commitFiles(t, repo, map[string]string{"a.yaml": "b\n"}, "two")
+	select {
+	case <-fired:
+		t.Logf("notified %v after the commit", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("no notification within 1s of a commit")
+	}
+}
+
+func TestWatchRemoteIsNoop(t *testing.T) {
+	src := newSource(t, GitConfig{URL: "https://example.invalid/org/repo.git"})
+	if src.IsLocal() {
+		t.Fatal("an https URL is not local")
+	}
+	if err := src.Watch(context.Background(), func() { t.Error("notified for a remote") }); err != nil {
+		t.Fatal(err)
+	}
+}

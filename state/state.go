@@ -1,0 +1,261 @@
+// Package state keeps what gitpace knows about each app in the cluster, so
+// that a new agent process (or `gitpace status` on a laptop) knows it: the
+// applied revision, the inventory of applied objects, the rollout state and
+// the history of revisions. One ConfigMap per app in the state namespace.
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/sources"
+)
+
+// DefaultNamespace is where state lives unless --state-namespace says otherwise.
+const DefaultNamespace = "gitpace-system"
+
+// Label on every state ConfigMap.
+const (
+	KindLabel = "gitpace.dev/state"
+	dataKey   = "app.json"
+)
+
+// Phase is an app's state as `gitpace status` shows it.
+type Phase string
+
+// The phases.
+const (
+	Synced      Phase = "Synced"
+	OutOfSync   Phase = "OutOfSync"
+	Progressing Phase = "Progressing"
+	Paused      Phase = "Paused"
+	Failed      Phase = "Failed"
+	Held        Phase = "Held"
+)
+
+// Outcome of one revision in history.
+type Outcome string
+
+// The outcomes.
+const (
+	RollingOut Outcome = "rolling out"
+	RolledOut  Outcome = "rolled out"
+	RolledBack Outcome = "rolled back"
+	FailedOut  Outcome = "failed"
+	Superseded Outcome = "superseded"
+	Rejected   Outcome = "rejected"
+)
+
+// App is the persisted state of one app.
+type App struct {
+	Name string `json:"name"`
+	// Applied is the revision whose objects are in force.
+	Applied *sources.Revision `json:"applied,omitempty"`
+	// ContentHash is the hash of the app's files at Applied; a newer commit
+	// that leaves them unchanged needs no apply.
+	ContentHash string               `json:"contentHash,omitempty"`
+	Inventory   []appliers.ObjectRef `json:"inventory,omitempty"`
+	// Templates maps a workload's ObjectRef.Key() to its TemplateHash at Applied.
+	Templates map[string]string `json:"templates,omitempty"`
+	// ChangeCauses maps a Deployment's key to the change-cause it carries.
+	ChangeCauses map[string]string `json:"changeCauses,omitempty"`
+	Phase        Phase             `json:"phase"`
+	Reason       string            `json:"reason,omitempty"`
+	// Rejected is the newest revision that was refused, with why.
+	Rejected *Rejection `json:"rejected,omitempty"`
+	// PausedBy is the PAUSE marker's reason while the app is paused.
+	PausedBy *string   `json:"pausedBy,omitempty"`
+	History  []Entry   `json:"history,omitempty"`
+	Updated  time.Time `json:"updated"`
+}
+
+// Rejection records a revision that was not applied.
+type Rejection struct {
+	Revision sources.Revision `json:"revision"`
+	Error    string           `json:"error"`
+}
+
+// Entry is one revision of an app that gitpace applied.
+type Entry struct {
+	N        int              `json:"n"`
+	Revision sources.Revision `json:"revision"`
+	Applied  time.Time        `json:"applied"`
+	Outcome  Outcome          `json:"outcome"`
+	// RollbackTo is the history number whose templates this revision
+	// restored (a git revert), 0 when it is not a rollback.
+	RollbackTo int               `json:"rollbackTo,omitempty"`
+	Templates  map[string]string `json:"templates,omitempty"`
+	Message    string            `json:"message,omitempty"`
+}
+
+// MaxHistory bounds the stored history per app.
+const MaxHistory = 50
+
+// AddHistory appends an entry numbered after the last one, marking a
+// still-rolling predecessor Superseded, and trims old entries.
+func (a *App) AddHistory(e Entry) *Entry {
+	if n := len(a.History); n > 0 {
+		e.N = a.History[n-1].N + 1
+		if a.History[n-1].Outcome == RollingOut {
+			a.History[n-1].Outcome = Superseded
+		}
+	} else {
+		e.N = 1
+	}
+	a.History = append(a.History, e)
+	if len(a.History) > MaxHistory {
+		a.History = a.History[len(a.History)-MaxHistory:]
+	}
+	return &a.History[len(a.History)-1]
+}
+
+// Last returns the newest history entry, or nil.
+func (a *App) Last() *Entry {
+	if len(a.History) == 0 {
+		return nil
+	}
+	return &a.History[len(a.History)-1]
+}
+
+// Store reads and writes App state ConfigMaps. Save writes only when the
+// state changed, so an idle agent makes no write requests.
+type Store struct {
+	cs        kubernetes.Interface
+	Namespace string
+
+	mu      sync.Mutex
+	written map[string]string // ConfigMap name → last data written or read
+}
+
+// NewStore returns a Store in namespace ns (DefaultNamespace when empty).
+func NewStore(cs kubernetes.Interface, ns string) *Store {
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	return &Store{cs: cs, Namespace: ns, written: map[string]string{}}
+}
+
+// ConfigMapName is the state ConfigMap of app: readable and collision-free.
+func ConfigMapName(app string) string {
+	s := strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, app)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	sum := sha256.Sum256([]byte(app))
+	return "app-" + strings.Trim(s, "-") + "-" + hex.EncodeToString(sum[:4])
+}
+
+// EnsureNamespace creates the state namespace if it is missing.
+func (s *Store) EnsureNamespace(ctx context.Context) error {
+	_, err := s.cs.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = s.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("state namespace %s: %w", s.Namespace, err)
+	}
+	return nil
+}
+
+// List returns every app's state, keyed by app name.
+func (s *Store) List(ctx context.Context) (map[string]*App, error) {
+	list, err := s.cs.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: KindLabel + "=app"})
+	if err != nil {
+		return nil, fmt.Errorf("reading app state from namespace %s: %w", s.Namespace, err)
+	}
+	out := map[string]*App{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cm := range list.Items {
+		var a App
+		if err := json.Unmarshal([]byte(cm.Data[dataKey]), &a); err != nil {
+			return nil, fmt.Errorf("ConfigMap %s/%s: %w", s.Namespace, cm.Name, err)
+		}
+		s.written[cm.Name] = cm.Data[dataKey]
+		out[a.Name] = &a
+	}
+	return out, nil
+}
+
+// Get returns one app's state (nil, nil when there is none).
+func (s *Store) Get(ctx context.Context, app string) (*App, error) {
+	cm, err := s.cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, ConfigMapName(app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var a App
+	if err := json.Unmarshal([]byte(cm.Data[dataKey]), &a); err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", s.Namespace, cm.Name, err)
+	}
+	return &a, nil
+}
+
+// Save writes a's state when it differs from what was last read or written.
+func (s *Store) Save(ctx context.Context, a *App) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	name := ConfigMapName(a.Name)
+	s.mu.Lock()
+	same := s.written[name] == string(b)
+	s.mu.Unlock()
+	if same {
+		return nil
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace,
+			Labels:      map[string]string{KindLabel: "app", appliers.ManagedByLabel: appliers.ManagedByValue},
+			Annotations: map[string]string{appliers.AppAnnotation: a.Name}},
+		Data: map[string]string{dataKey: string(b)},
+	}
+	_, err = s.cs.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: appliers.FieldManager})
+	if apierrors.IsNotFound(err) {
+		_, err = s.cs.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: appliers.FieldManager})
+	}
+	if err != nil {
+		return fmt.Errorf("saving state of app %s (ConfigMap %s/%s): %w", a.Name, s.Namespace, name, err)
+	}
+	s.mu.Lock()
+	s.written[name] = string(b)
+	s.mu.Unlock()
+	return nil
+}
+
+// Delete removes an app's state (the app left git and was pruned).
+func (s *Store) Delete(ctx context.Context, app string) error {
+	err := s.cs.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, ConfigMapName(app), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.written, ConfigMapName(app))
+	s.mu.Unlock()
+	return nil
+}
