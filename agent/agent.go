@@ -153,19 +153,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// nextBackoff doubles from 1s up to max(interval, 1m)... but never past it.
+// nextBackoff doubles from 1s, never past the poll interval nor a minute.
 func nextBackoff(prev, interval time.Duration) time.Duration {
-	limit := interval
-	if limit > time.Minute {
-		limit = time.Minute
+	limit := min(interval, time.Minute)
+	next := time.Second
+	if prev > 0 {
+		next = prev * 2
 	}
-	if prev == 0 {
-		return time.Second
-	}
-	if prev*2 > limit {
-		return limit
-	}
-	return prev * 2
+	return min(next, limit)
 }
 
 func (a *Agent) printf(format string, args ...any) {

@@ -163,7 +163,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	ri, _, err := a.resource(ref)
 	if err != nil {
 		// A kind whose CRD is in this revision: it will be created.
-		return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, o)}, nil
+		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}, nil
 	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -173,7 +173,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	}
 	if live == nil && ref.Namespace != "" && newNS[ref.Namespace] {
 		if _, err := a.dyn.Resource(nsGVR).Get(ctx, ref.Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, o)}, nil
+			return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}, nil
 		}
 	}
 	dry, err := a.patch(ctx, ri, o, true)
@@ -181,13 +181,13 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 		return Change{}, err
 	}
 	if live == nil {
-		return Change{Ref: ref, Action: Created, Diff: unifiedDiff(ref, nil, Normalize(dry))}, nil
+		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, Normalize(dry))}, nil
 	}
 	nl, nd := Normalize(live), Normalize(dry)
 	if equalObjects(nl, nd) {
 		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion()}, nil
 	}
-	return Change{Ref: ref, Action: Configured, Diff: unifiedDiff(ref, nl, nd)}, nil
+	return Change{Ref: ref, Action: Configured, Diff: UnifiedDiff(ref, nl, nd)}, nil
 }
 
 // Apply server-side-applies the objects whose entry in diff is not

@@ -48,9 +48,9 @@ func equalObjects(a, b *unstructured.Unstructured) bool {
 	return reflect.DeepEqual(a.Object, b.Object)
 }
 
-// unifiedDiff renders live → desired as YAML in unified diff form, with
+// UnifiedDiff renders live → desired as YAML in unified diff form, with
 // object headers like `diff -u live/Deployment/ns/name git/...`.
-func unifiedDiff(ref ObjectRef, live, desired *unstructured.Unstructured) string {
+func UnifiedDiff(ref ObjectRef, live, desired *unstructured.Unstructured) string {
 	toLines := func(u *unstructured.Unstructured) []string {
 		if u == nil {
 			return nil

@@ -22,7 +22,8 @@ git revert to roll back.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newRunCommand())
+	root.AddCommand(newVersionCommand(), newRunCommand(), newStatusCommand(), newHistoryCommand(), newDiffCommand(),
+		newPauseCommand(), newResumeCommand(), newRollbackCommand(), newPromoteCommand())
 	return root
 }
 

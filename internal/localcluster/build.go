@@ -69,7 +69,6 @@ func Build(ctx context.Context, opts Options) error {
 		args = append(args, b.pkg)
 		cmd := exec.CommandContext(ctx, gobin, args...)
 		cmd.Dir = filepath.Join(opts.ToolsDir, b.module)
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 		lf, err := os.Create(logFile)
 		if err != nil {
 			return err

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/state"
+	"github.com/gitpace/gitpace/status"
+)
+
+// readFlags are shared by the commands that read gitpace's state.
+type readFlags struct {
+	kube    kubeFlags
+	stateNS string
+	output  string
+}
+
+func (r *readFlags) add(cmd *cobra.Command) {
+	r.kube.add(cmd.Flags())
+	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
+	cmd.Flags().StringVarP(&r.output, "output", "o", "", "output format: json or yaml (default: a table)")
+}
+
+func (r *readFlags) client() (kubernetes.Interface, error) {
+	cfg, err := r.kube.config()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func newStatusCommand() *cobra.Command {
+	r := &readFlags{}
+	cmd := &cobra.Command{
+		Use:   "status [APP]",
+		Short: "Show each app's applied revision, state and Deployment rollouts",
+		Long: `Status shows, per app, the revision in force (commit, author, subject), its
+state (Synced, OutOfSync, Progressing, Paused, Held, Failed) with the reason,
+and per Deployment DESIRED CURRENT UP-TO-DATE AVAILABLE with the rollout's
+progress in 'kubectl rollout status' wording.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kube, err := r.client()
+			if err != nil {
+				return err
+			}
+			only := ""
+			if len(args) == 1 {
+				only = args[0]
+			}
+			apps, err := status.Collect(cmd.Context(), kube, r.stateNS, only)
+			if err != nil {
+				return err
+			}
+			return status.Print(cmd.OutOrStdout(), r.output, apps, status.AppsTable(apps))
+		},
+	}
+	r.add(cmd)
+	return cmd
+}
+
+func newHistoryCommand() *cobra.Command {
+	r := &readFlags{}
+	cmd := &cobra.Command{
+		Use:   "history APP",
+		Short: "List an app's revisions: commit, time, author, subject, outcome",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kube, err := r.client()
+			if err != nil {
+				return err
+			}
+			h, err := status.History(cmd.Context(), kube, r.stateNS, args[0])
+			if err != nil {
+				return err
+			}
+			return status.Print(cmd.OutOrStdout(), r.output, h, status.HistoryTable(h))
+		},
+	}
+	r.add(cmd)
+	return cmd
+}
+
+func newDiffCommand() *cobra.Command {
+	var src sourceFlags
+	r := &readFlags{}
+	var rev string
+	cmd := &cobra.Command{
+		Use:   "diff --repo URL [--rev REV]",
+		Short: "Show what a revision would change in the live cluster (exit 0 none, 2 changes, 1 error)",
+		Long: `Diff dry-runs every object of revision REV (default: the branch head) with
+server-side apply and prints a unified diff per object that would change,
+plus the objects a prune would delete. It writes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := src.source()
+			if err != nil {
+				return err
+			}
+			rc, err := r.kube.config()
+			if err != nil {
+				return err
+			}
+			ag, err := agent.New(agent.Config{Source: s, Rest: rc, StateNamespace: r.stateNS})
+			if err != nil {
+				return err
+			}
+			revision, diffs, err := ag.Diff(cmd.Context(), rev)
+			if err != nil {
+				return err
+			}
+			changed, failed := printDiffs(cmd, r.output, revision.Short(), diffs)
+			switch {
+			case failed:
+				return &exitError{code: 1}
+			case changed:
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	src.add(cmd.Flags())
+	r.add(cmd)
+	cmd.Flags().StringVar(&rev, "rev", "", "branch, tag or commit to diff (default: the branch head)")
+	return cmd
+}
+
+// printDiffs prints the diffs and reports whether anything would change and
+// whether any app's revision is invalid.
+func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (changed, failed bool) {
+	w := cmd.OutOrStdout()
+	for _, d := range diffs {
+		if d.Error != "" {
+			failed = true
+		}
+		if d.Changes.Changed() {
+			changed = true
+		}
+	}
+	if format != "" {
+		_ = status.Print(w, format, diffs, nil)
+		return changed, failed
+	}
+	for _, d := range diffs {
+		if d.Error != "" {
+			cmd.PrintErrf("app %s: revision %s is invalid: %s\n", d.App, rev, d.Error)
+			continue
+		}
+		for _, c := range d.Changes {
+			if c.Action == "unchanged" {
+				continue
+			}
+			cmd.Printf("# app %s: %s %s\n%s", d.App, c.Ref, c.Action, c.Diff)
+		}
+	}
+	if !changed && !failed {
+		cmd.Printf("revision %s: no changes\n", rev)
+	}
+	return changed, failed
+}

@@ -1,0 +1,171 @@
+// Package status collects what `gitpace status` and `gitpace history` show
+// from the state in the cluster and the live objects, and prints it as
+// kubectl-style tables or as JSON/YAML.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/state"
+)
+
+// App is one app's status.
+type App struct {
+	Name        string                       `json:"name"`
+	Applied     *sources.Revision            `json:"applied,omitempty"`
+	Phase       state.Phase                  `json:"phase"`
+	Reason      string                       `json:"reason,omitempty"`
+	Rejected    *state.Rejection             `json:"rejected,omitempty"`
+	Deployments []appliers.DeploymentRollout `json:"deployments,omitempty"`
+	Objects     int                          `json:"objects"`
+	Updated     time.Time                    `json:"updated"`
+}
+
+// Collect reads every app's state (or only the named one) and the live
+// Deployments of its inventory.
+func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only string) ([]App, error) {
+	store := state.NewStore(kube, stateNS)
+	all, err := store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if only != "" {
+		st, ok := all[only]
+		if !ok {
+			return nil, fmt.Errorf("app %q not found in namespace %s (known: %s)", only, store.Namespace, strings.Join(names(all), ", "))
+		}
+		all = map[string]*state.App{only: st}
+	}
+	var out []App
+	for _, name := range names(all) {
+		st := all[name]
+		a := App{Name: name, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
+			Objects: len(st.Inventory), Updated: st.Updated}
+		for _, ref := range st.Inventory {
+			if ref.Kind != "Deployment" || ref.Group != "apps" {
+				continue
+			}
+			d, err := kube.AppsV1().Deployments(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("Deployment %s/%s: %w", ref.Namespace, ref.Name, err)
+			}
+			a.Deployments = append(a.Deployments, appliers.TypedDeploymentStatus(d))
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// History returns one app's history, oldest first.
+func History(ctx context.Context, kube kubernetes.Interface, stateNS, app string) ([]state.Entry, error) {
+	st, err := state.NewStore(kube, stateNS).Get(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("app %q not found in namespace %s", app, stateNS)
+	}
+	return st.History, nil
+}
+
+func names(m map[string]*state.App) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Print writes v as a table (format "" or "wide"), "json" or "yaml".
+func Print(w io.Writer, format string, v any, table func(io.Writer)) error {
+	switch format {
+	case "", "wide":
+		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		table(tw)
+		return tw.Flush()
+	case "json":
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return fmt.Errorf("unknown output format %q (want json or yaml)", format)
+}
+
+// AppsTable prints apps like `kubectl get`: one line per app, then its
+// Deployments indented, with `kubectl rollout status` wording.
+func AppsTable(apps []App) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintln(w, "APP\tREVISION\tSTATE\tAUTHOR\tSUBJECT\tMESSAGE")
+		for _, a := range apps {
+			rev, author, subject := "<none>", "", ""
+			if a.Applied != nil {
+				rev, author, subject = a.Applied.Short(), a.Applied.Author, a.Applied.Subject
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, rev, a.Phase, trim(author, 30), trim(subject, 40), a.Reason)
+		}
+		var rows []string
+		for _, a := range apps {
+			for _, d := range a.Deployments {
+				rows = append(rows, fmt.Sprintf("%s\t%s/%s\t%d\t%d\t%d\t%d\t%s", a.Name, d.Namespace, d.Name,
+					d.Desired, d.Current, d.UpToDate, d.Available, d.Message))
+			}
+		}
+		if len(rows) > 0 {
+			fmt.Fprintln(w, "\t\t\t\t\t")
+			fmt.Fprintln(w, "APP\tDEPLOYMENT\tDESIRED\tCURRENT\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
+			for _, r := range rows {
+				fmt.Fprintln(w, r)
+			}
+		}
+	}
+}
+
+// HistoryTable prints revisions like `kubectl rollout history`, with commits.
+func HistoryTable(entries []state.Entry) func(io.Writer) {
+	return func(w io.Writer) {
+		fmt.Fprintln(w, "REVISION\tCOMMIT\tTIME\tAUTHOR\tSUBJECT\tOUTCOME")
+		for _, e := range entries {
+			outcome := string(e.Outcome)
+			if e.Message != "" {
+				outcome += " (" + e.Message + ")"
+			}
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", e.N, e.Revision.Short(), e.Revision.Time.Format(time.RFC3339),
+				trim(e.Revision.Author, 30), trim(e.Revision.Subject, 50), outcome)
+		}
+	}
+}
+
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
