@@ -59,9 +59,10 @@ type Agent struct {
 	apps     map[string]*state.App // nil until loaded from the cluster
 	lastHead string
 	lastSnap *sources.Snapshot
-	dirty    map[string]bool // apps to diff again though git did not move
-	lastFull time.Time       // last time every app was diffed
-	expected map[string]int64
+	dirty    map[string]bool   // apps to diff again though git did not move
+	lastFull time.Time         // last time every app was diffed
+	expected map[string]int64  // generation gitpace last wrote, per object key
+	owned    map[string]string // object key -> app, for the watch
 	outLines map[string]string // last progress line printed per object
 	rollouts map[string]appliers.DeploymentRollout
 	// savedJSON/savedUpdated: what was last persisted per app, so a save
@@ -109,6 +110,7 @@ func New(cfg Config) (*Agent, error) {
 		store:     state.NewStore(kube, cfg.StateNamespace),
 		dirty:     map[string]bool{},
 		expected:  map[string]int64{},
+		owned:     map[string]string{},
 		outLines:  map[string]string{},
 		rollouts:  map[string]appliers.DeploymentRollout{},
 		savedJSON: map[string]string{}, savedUpdated: map[string]time.Time{},

@@ -37,7 +37,11 @@ func (a *Agent) followDeployments(ctx context.Context) {
 		UpdateFunc: func(_, n any) { handle(n) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(*appsv1.Deployment); ok {
-				a.markDirty(d.Annotations[appliers.AppAnnotation])
+				key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
+				a.mu.Lock()
+				app := a.owned[key]
+				a.mu.Unlock()
+				a.markDirty(app)
 			}
 		},
 	})
@@ -47,10 +51,14 @@ func (a *Agent) followDeployments(ctx context.Context) {
 }
 
 func (a *Agent) observeDeployment(d *appsv1.Deployment) {
-	app := d.Annotations[appliers.AppAnnotation]
 	r := appliers.TypedDeploymentStatus(d)
 	key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
 	a.mu.Lock()
+	app, mine := a.owned[key]
+	if !mine {
+		a.mu.Unlock()
+		return // another agent's, or not applied by this one yet
+	}
 	prev, seen := a.rollouts[key]
 	a.rollouts[key] = r
 	exp, known := a.expected[key]
@@ -89,11 +97,26 @@ func (a *Agent) markDirty(app string) {
 	a.Trigger()
 }
 
+// cachedRollout returns the Deployment's rollout as last watched. A status
+// older than the generation gitpace last wrote is not an answer: the
+// controller has not seen that change yet.
 func (a *Agent) cachedRollout(ref appliers.ObjectRef) (appliers.DeploymentRollout, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.rollouts[ref.Key()]
+	if ok && r.Generation < a.expected[ref.Key()] {
+		return r, false
+	}
 	return r, ok
+}
+
+// own records which app each inventory object belongs to, for the watch.
+func (a *Agent) own(st *state.App) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ref := range st.Inventory {
+		a.owned[ref.Key()] = st.Name
+	}
 }
 
 // refreshPhase derives the app's phase from its Deployments' rollouts (as

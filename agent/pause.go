@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/state"
@@ -19,26 +18,30 @@ func (a *Agent) pause(ctx context.Context, st *state.App, reason string, force b
 			if r, ok := a.cachedRollout(ref); ok && r.Paused {
 				continue
 			}
-			if err := a.applier.SetPaused(ctx, ref, true); err != nil {
+			gen, err := a.applier.SetPaused(ctx, ref, true)
+			if err != nil {
 				return err
 			}
+			a.expect(ref, gen)
 		}
 	}
 	if !already {
-		a.printf("app %s: paused by PAUSE marker%s", st.Name, reasonSuffix(reason))
+		a.printf("app %s: %s; in-flight rollouts frozen", st.Name, reason)
 		a.cfg.Log.Info("paused", "app", st.Name, "reason", reason)
 	}
 	st.PausedBy = &reason
-	st.Phase, st.Reason = state.Paused, "PAUSE marker"+reasonSuffix(reason)
+	st.Phase, st.Reason = state.Paused, reason
 	return a.save(ctx, st)
 }
 
 // resume lifts the freeze; the caller then applies the newest revision.
 func (a *Agent) resume(ctx context.Context, st *state.App) error {
 	for _, ref := range deployments(st.Inventory) {
-		if err := a.applier.SetPaused(ctx, ref, false); err != nil {
+		gen, err := a.applier.SetPaused(ctx, ref, false)
+		if err != nil {
 			return err
 		}
+		a.expect(ref, gen)
 	}
 	a.printf("app %s: resumed (PAUSE marker removed)", st.Name)
 	a.cfg.Log.Info("resumed", "app", st.Name)
@@ -47,11 +50,17 @@ func (a *Agent) resume(ctx context.Context, st *state.App) error {
 	return a.save(ctx, st)
 }
 
-func reasonSuffix(reason string) string {
-	if reason == "" {
-		return ""
+// expect records the generation gitpace itself gave an object, so the watch
+// does not mistake gitpace's own change for drift.
+func (a *Agent) expect(ref appliers.ObjectRef, gen int64) {
+	if gen <= 0 {
+		return
 	}
-	return fmt.Sprintf(": %s", reason)
+	a.mu.Lock()
+	if gen > a.expected[ref.Key()] {
+		a.expected[ref.Key()] = gen
+	}
+	a.mu.Unlock()
 }
 
 func deployments(refs []appliers.ObjectRef) []appliers.ObjectRef {

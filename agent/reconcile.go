@@ -31,11 +31,17 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 	a.mu.Lock()
 	since, snap := a.lastHead, a.lastSnap
 	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
-	dirty := map[string]bool{}
-	for k := range a.dirty {
-		dirty[k] = true
-	}
+	// Take the drift marks: marks made during this pass stay for the next.
+	dirty := a.dirty
+	a.dirty = map[string]bool{}
 	a.mu.Unlock()
+	restore := func() {
+		a.mu.Lock()
+		for k := range dirty {
+			a.dirty[k] = true
+		}
+		a.mu.Unlock()
+	}
 
 	fresh, err := a.cfg.Source.Fetch(ctx, since)
 	switch {
@@ -45,6 +51,7 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 			return nil
 		}
 	case err != nil:
+		restore()
 		a.cfg.Metrics.reconcile("source_error")
 		return fmt.Errorf("source: %w", err)
 	default:
@@ -55,6 +62,7 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 	}
 	err = a.reconcileSnapshot(ctx, snap, full, dirty)
 	if err != nil {
+		restore()
 		a.cfg.Metrics.reconcile("error")
 		return err
 	}
@@ -63,9 +71,6 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 	a.lastHead, a.lastSnap = snap.Revision.Commit, snap
 	if full {
 		a.lastFull = now
-	}
-	for k := range dirty {
-		delete(a.dirty, k)
 	}
 	a.mu.Unlock()
 	return nil
@@ -85,6 +90,7 @@ func (a *Agent) loadState(ctx context.Context) error {
 	}
 	a.apps = apps
 	for name, st := range apps {
+		a.own(st)
 		b, _ := json.Marshal(st)
 		a.savedJSON[name], a.savedUpdated[name] = string(b), st.Updated
 	}
@@ -174,7 +180,8 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	hash := contentHash(objs)
 	if hash == st.ContentHash && !in.force && st.Rejected == nil && st.Phase != state.Held {
-		return nil
+		a.refreshPhase(ctx, st)
+		return a.save(ctx, st)
 	}
 	a.stamp(st, in.app.Name, in.rev, objs, templates)
 	if err := a.applier.Prepare(objs); err != nil {
@@ -202,11 +209,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	objs []*unstructured.Unstructured, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet) {
 	for _, c := range cs {
 		a.cfg.Metrics.object(c.Action)
-		if c.Generation > 0 {
-			a.mu.Lock()
-			a.expected[c.Ref.Key()] = c.Generation
-			a.mu.Unlock()
-		}
+		a.expect(c.Ref, c.Generation)
 	}
 	newRevision := hash != st.ContentHash
 	st.Rejected = nil
@@ -238,6 +241,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	}
 	st.Applied, st.ContentHash, st.Templates = &rev, hash, templates
 	st.Inventory = refs(objs)
+	a.own(st)
 	a.refreshPhase(ctx, st)
 }
 

@@ -283,18 +283,19 @@ func (a *Applier) Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstruc
 // SetPaused sets spec.paused on a Deployment with a merge patch under the
 // PauseFieldManager (exactly what `kubectl rollout pause|resume` does). A
 // missing Deployment is not an error.
-func (a *Applier) SetPaused(ctx context.Context, ref ObjectRef, paused bool) error {
+// It returns the Deployment's generation after the patch (0 when missing).
+func (a *Applier) SetPaused(ctx context.Context, ref ObjectRef, paused bool) (int64, error) {
 	ri, _, err := a.resource(ref)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	body := fmt.Sprintf(`{"spec":{"paused":%t}}`, paused)
-	_, err = ri.Patch(ctx, ref.Name, types.MergePatchType, []byte(body), metav1.PatchOptions{FieldManager: PauseFieldManager})
+	u, err := ri.Patch(ctx, ref.Name, types.MergePatchType, []byte(body), metav1.PatchOptions{FieldManager: PauseFieldManager})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return &ObjectError{Ref: ref, Err: err}
+		return 0, &ObjectError{Ref: ref, Err: err}
 	}
-	return nil
+	return u.GetGeneration(), nil
 }

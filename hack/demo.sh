@@ -11,6 +11,9 @@ export KUBECONFIG=$ROOT/.cache/cluster/kubeconfig
 DEMO=$ROOT/demo
 REPO=$DEMO/repo
 NS=gitpace-demo
+# The demo user's commits, by git and by gitpace's own verbs.
+export GIT_AUTHOR_NAME="Demo User" GIT_AUTHOR_EMAIL=demo@example.com
+export GIT_COMMITTER_NAME="Demo User" GIT_COMMITTER_EMAIL=demo@example.com
 
 say()  { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 run()  { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
@@ -22,7 +25,7 @@ wait_phase() { # wait_phase PHASE [TIMEOUT]
     sleep 1
   done
 }
-commit() { git -C "$REPO" add -A && git -C "$REPO" -c user.name="Demo User" -c user.email=demo@example.com commit -q -m "$1" && git -C "$REPO" log --oneline -1; }
+commit() { git -C "$REPO" add -A && git -C "$REPO" commit -q -m "$1" && git -C "$REPO" log --oneline -1; }
 
 say "A fresh git repository holding the seed's test1-1-0.yaml (namespace $NS)"
 [ -f "$DEMO/agent.pid" ] && kill "$(cat "$DEMO/agent.pid")" 2>/dev/null || true
@@ -63,7 +66,7 @@ run "$GITPACE" status
 
 say "git revert the v1.1.1 commit: Kubernetes reuses the old ReplicaSet; gitpace reports a rollback"
 REV=$(git -C "$REPO" log --format=%H --grep 'v1.1.1 listening' -1)
-run git -C "$REPO" -c user.name="Demo User" -c user.email=demo@example.com revert --no-edit "$REV"
+run git -C "$REPO" revert --no-edit "$REV"
 wait_phase Progressing 30 || true
 wait_phase Synced
 run "$GITPACE" history test

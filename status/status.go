@@ -98,9 +98,8 @@ func names(m map[string]*state.App) []string {
 func Print(w io.Writer, format string, v any, table func(io.Writer)) error {
 	switch format {
 	case "", "wide":
-		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-		table(tw)
-		return tw.Flush()
+		table(w)
+		return nil
 	case "json":
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
@@ -119,10 +118,14 @@ func Print(w io.Writer, format string, v any, table func(io.Writer)) error {
 	return fmt.Errorf("unknown output format %q (want json or yaml)", format)
 }
 
-// AppsTable prints apps like `kubectl get`: one line per app, then its
-// Deployments indented, with `kubectl rollout status` wording.
+// newTable is a tabwriter with kubectl's spacing; call Flush when done.
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 3, ' ', 0) }
+
+// AppsTable prints apps like `kubectl get`: one line per app, then a second
+// table of their Deployments with `kubectl rollout status` wording.
 func AppsTable(apps []App) func(io.Writer) {
-	return func(w io.Writer) {
+	return func(out io.Writer) {
+		w := newTable(out)
 		fmt.Fprintln(w, "APP\tREVISION\tSTATE\tAUTHOR\tSUBJECT\tMESSAGE")
 		for _, a := range apps {
 			rev, author, subject := "<none>", "", ""
@@ -131,6 +134,7 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, rev, a.Phase, trim(author, 30), trim(subject, 40), a.Reason)
 		}
+		w.Flush()
 		var rows []string
 		for _, a := range apps {
 			for _, d := range a.Deployments {
@@ -139,18 +143,22 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 		}
 		if len(rows) > 0 {
-			fmt.Fprintln(w, "\t\t\t\t\t")
+			fmt.Fprintln(out)
+			w = newTable(out)
 			fmt.Fprintln(w, "APP\tDEPLOYMENT\tDESIRED\tCURRENT\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
 			for _, r := range rows {
 				fmt.Fprintln(w, r)
 			}
+			w.Flush()
 		}
 	}
 }
 
 // HistoryTable prints revisions like `kubectl rollout history`, with commits.
 func HistoryTable(entries []state.Entry) func(io.Writer) {
-	return func(w io.Writer) {
+	return func(out io.Writer) {
+		w := newTable(out)
+		defer w.Flush()
 		fmt.Fprintln(w, "REVISION\tCOMMIT\tTIME\tAUTHOR\tSUBJECT\tOUTCOME")
 		for _, e := range entries {
 			outcome := string(e.Outcome)
