@@ -61,6 +61,7 @@ type Agent struct {
 	lastSnap *sources.Snapshot
 	dirty    map[string]bool   // apps to diff again though git did not move
 	lastFull time.Time         // last time every app was diffed
+	wake     time.Time         // reconcile every app at this time (window edges)
 	expected map[string]int64  // generation gitpace last wrote, per object key
 	owned    map[string]string // object key -> app, for the watch
 	outLines map[string]string // last progress line printed per object
@@ -149,6 +150,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		} else {
 			backoff = 0
 		}
+		a.mu.Lock()
+		if !a.wake.IsZero() {
+			wait = min(wait, max(a.wake.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
+		}
+		a.mu.Unlock()
 		if err := a.waitNext(ctx, wait); err != nil {
 			return nil
 		}

@@ -51,14 +51,14 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 			st = &state.App{Name: app.Name}
 		}
 		objs := desiredObjects(&app)
-		templates := templateHashes(objs)
-		cp := *st // stamp records change-causes; keep the stored state untouched
-		a.stamp(&cp, app.Name, snap.Revision, objs, templates)
 		if err := a.applier.Prepare(objs); err != nil {
 			d.Error = err.Error()
 			out = append(out, d)
 			continue
 		}
+		templates := templateHashes(objs)
+		cp := *st // stamp records change-causes; keep the stored state untouched
+		a.stamp(&cp, app.Name, snap.Revision, objs, templates)
 		cs, err := a.applier.Diff(ctx, objs)
 		if err != nil {
 			if isTransient(err) {

@@ -107,6 +107,17 @@ func (f *fixture) build(rc *rest.Config) *agent.Agent {
 	return a
 }
 
+// rebuild makes a new agent from f.cfg (after a test changed it).
+func (f *fixture) rebuild() *agent.Agent {
+	f.t.Helper()
+	a, err := agent.New(f.cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.agent = a
+	return a
+}
+
 // run starts the agent in the background until the test ends.
 func (f *fixture) run() {
 	f.t.Helper()

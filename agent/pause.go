@@ -2,16 +2,18 @@ package agent
 
 import (
 	"context"
+	"time"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/state"
 )
 
-// pause freezes the app's in-flight Deployment rollouts with spec.paused
-// (what `kubectl rollout pause` does) and applies nothing newer. It writes
-// only when the app was not paused yet, or when force says the cluster may
-// have drifted (someone unpaused behind git's back).
-func (a *Agent) pause(ctx context.Context, st *state.App, reason string, force bool) error {
+// freeze stops the app's in-flight Deployment rollouts with spec.paused
+// (what `kubectl rollout pause` does) while a PAUSE marker (phase Paused) or
+// a closed rollout window (phase Held) holds the app; nothing newer is
+// applied. It writes only when the app was not frozen yet, or when force says
+// the cluster may have drifted (someone unpaused behind git's back).
+func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, reason string, force bool) error {
 	already := st.PausedBy != nil
 	if !already || force {
 		for _, ref := range deployments(st.Inventory) {
@@ -25,16 +27,16 @@ func (a *Agent) pause(ctx context.Context, st *state.App, reason string, force b
 			a.expect(ref, gen)
 		}
 	}
-	if !already {
+	if !already || *st.PausedBy != reason {
 		a.printf("app %s: %s; in-flight rollouts frozen", st.Name, reason)
-		a.cfg.Log.Info("paused", "app", st.Name, "reason", reason)
+		a.cfg.Log.Info("frozen", "app", st.Name, "phase", phase, "reason", reason)
 	}
 	st.PausedBy = &reason
-	st.Phase, st.Reason = state.Paused, reason
+	st.Phase, st.Reason = phase, reason
 	return a.save(ctx, st)
 }
 
-// resume lifts the freeze; the caller then applies the newest revision.
+// resume lifts a freeze; the caller then applies the newest revision.
 func (a *Agent) resume(ctx context.Context, st *state.App) error {
 	for _, ref := range deployments(st.Inventory) {
 		gen, err := a.applier.SetPaused(ctx, ref, false)
@@ -43,11 +45,23 @@ func (a *Agent) resume(ctx context.Context, st *state.App) error {
 		}
 		a.expect(ref, gen)
 	}
-	a.printf("app %s: resumed (PAUSE marker removed)", st.Name)
-	a.cfg.Log.Info("resumed", "app", st.Name)
+	a.printf("app %s: resumed (was: %s)", st.Name, *st.PausedBy)
+	a.cfg.Log.Info("resumed", "app", st.Name, "was", *st.PausedBy)
 	st.PausedBy = nil
 	st.Phase, st.Reason = state.OutOfSync, ""
 	return a.save(ctx, st)
+}
+
+// wakeAt asks for a reconcile of every app at t (a window's next change).
+func (a *Agent) wakeAt(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	a.mu.Lock()
+	if a.wake.IsZero() || t.Before(a.wake) {
+		a.wake = t
+	}
+	a.mu.Unlock()
 }
 
 // expect records the generation gitpace itself gave an object, so the watch

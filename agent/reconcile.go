@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,9 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 	a.mu.Lock()
 	since, snap := a.lastHead, a.lastSnap
 	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
+	if !a.wake.IsZero() && !now.Before(a.wake) {
+		full, a.wake = true, time.Time{} // a window opened or closed
+	}
 	// Take the drift marks: marks made during this pass stay for the next.
 	dirty := a.dirty
 	a.dirty = map[string]bool{}
@@ -139,7 +143,8 @@ type appInput struct {
 // reconcileApp is the one place where the order of decisions for an app is
 // written down, highest priority first:
 //
-//  1. an invalid revision (manifest or gitpace.yaml error) is rejected whole;
+//  1. an invalid revision (manifest or gitpace.yaml error, a kind the server
+//     does not serve) is rejected whole;
 //     the previous revision stays in force;
 //  2. the gates, in policies.Gates order: signature, PAUSE (freezes
 //     in-flight Deployments), allow-lists, windows;
@@ -159,15 +164,29 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.reject(ctx, st, in.rev, err)
 	}
 	objs := desiredObjects(in.app)
+	// Kinds must be served; namespaces are defaulted before anything keys
+	// objects or a gate looks at them.
+	if err := a.applier.Prepare(objs); err != nil {
+		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
 	templates := templateHashes(objs)
 	rollbackTo := findRollback(st, templates)
+	hash := contentHash(objs)
+	pending := hash != st.ContentHash || st.Rejected != nil
+	now := a.cfg.Now()
 	err := policies.Check(ctx, in.gates, policies.GateInput{
-		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: a.cfg.Now(), Objects: objs,
+		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: now, Objects: objs,
 	})
 	var held *policies.Held
+	if errors.As(err, &held) && held.Gate == "window" && !pending && st.Phase != state.Progressing && st.PausedBy == nil {
+		err = nil // a closed window holds rollouts, not an app with nothing to roll
+	}
 	switch {
 	case errors.As(err, &held) && held.Gate == "pause":
-		return a.pause(ctx, st, held.Reason, in.force)
+		return a.freeze(ctx, st, state.Paused, held.Reason, in.force)
+	case errors.As(err, &held) && held.Gate == "window":
+		a.wakeAt(held.RetryAt)
+		return a.freeze(ctx, st, state.Held, fmt.Sprintf("revision %s held by window: %s", in.rev.Short(), held.Reason), in.force)
 	case errors.As(err, &held):
 		return a.hold(ctx, st, in.rev, held)
 	case err != nil:
@@ -178,15 +197,17 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 			return err
 		}
 	}
-	hash := contentHash(objs)
-	if hash == st.ContentHash && !in.force && st.Rejected == nil && st.Phase != state.Held {
+	if pending || st.Phase == state.Progressing {
+		// Wake when the window state next changes, to freeze at its edge.
+		if ws := in.cfg.WindowState(in.app.Name, now, rollbackTo != nil); !ws.NextChange.IsZero() {
+			a.wakeAt(ws.NextChange)
+		}
+	}
+	if !pending && !in.force && st.Phase != state.Held {
 		a.refreshPhase(ctx, st)
 		return a.save(ctx, st)
 	}
 	a.stamp(st, in.app.Name, in.rev, objs, templates)
-	if err := a.applier.Prepare(objs); err != nil {
-		return a.rejectOrRetry(ctx, st, in.rev, err)
-	}
 	diff, err := a.applier.Diff(ctx, objs)
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -50,6 +51,11 @@ func Signature() *object.Signature {
 // returning the commit hash.
 func (r *Repo) Commit(msg string, files map[string]string) string {
 	r.t.Helper()
+	return r.commit(msg, files, nil)
+}
+
+func (r *Repo) commit(msg string, files map[string]string, key *openpgp.Entity) string {
+	r.t.Helper()
 	wt, err := r.Repo.Worktree()
 	if err != nil {
 		r.t.Fatal(err)
@@ -77,7 +83,7 @@ func (r *Repo) Commit(msg string, files map[string]string) string {
 			r.t.Fatal(err)
 		}
 	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: Signature(), AllowEmptyCommits: true})
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: Signature(), AllowEmptyCommits: true, SignKey: key})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -92,4 +98,10 @@ func (r *Repo) Head() string {
 		r.t.Fatal(err)
 	}
 	return h.Hash().String()
+}
+
+// CommitSigned is Commit with an OpenPGP signature by key.
+func (r *Repo) CommitSigned(msg string, files map[string]string, key *openpgp.Entity) string {
+	r.t.Helper()
+	return r.commit(msg, files, key)
 }
