@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
@@ -55,22 +56,26 @@ type Agent struct {
 	store   *state.Store
 	kube    kubernetes.Interface
 
-	mu       sync.Mutex
-	apps     map[string]*state.App // nil until loaded from the cluster
-	lastHead string
-	lastSnap *sources.Snapshot
-	dirty    map[string]bool   // apps to diff again though git did not move
-	lastFull time.Time         // last time every app was diffed
-	wake     time.Time         // reconcile every app at this time (window edges)
-	expected map[string]int64  // generation gitpace last wrote, per object key
-	owned    map[string]string // object key -> app, for the watch
-	outLines map[string]string // last progress line printed per object
-	rollouts map[string]appliers.DeploymentRollout
+	mu         sync.Mutex
+	apps       map[string]*state.App // nil until loaded from the cluster
+	lastHead   string
+	lastSnap   *sources.Snapshot
+	dirty      map[string]bool       // apps to diff again though git did not move
+	lastFull   time.Time             // last time every app was diffed
+	wake       time.Time             // reconcile every app at this time (window edges)
+	expected   map[string]int64      // generation gitpace last wrote, per object key
+	owned      map[string]string     // object key -> app, for the watch
+	paced      map[string]*pacedItem // BCS deployments in force, by ref key
+	namespaces map[string]bool
+	engine     *paced.Engine
+	outLines   map[string]string // last progress line printed per object
+	rollouts   map[string]appliers.DeploymentRollout
 	// savedJSON/savedUpdated: what was last persisted per app, so a save
 	// that would change only the timestamp writes nothing.
 	savedJSON    map[string]string
 	savedUpdated map[string]time.Time
 	statusCh     chan string
+	pacedCh      chan struct{}
 
 	trigger chan struct{}
 }
@@ -108,14 +113,17 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
-		store:     state.NewStore(kube, cfg.StateNamespace),
-		dirty:     map[string]bool{},
-		expected:  map[string]int64{},
-		owned:     map[string]string{},
+		store:    state.NewStore(kube, cfg.StateNamespace),
+		dirty:    map[string]bool{},
+		expected: map[string]int64{},
+		owned:    map[string]string{},
+		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},
+		engine:    &paced.Engine{Client: kube},
 		outLines:  map[string]string{},
 		rollouts:  map[string]appliers.DeploymentRollout{},
 		savedJSON: map[string]string{}, savedUpdated: map[string]time.Time{},
 		statusCh: make(chan string, 1024),
+		pacedCh:  make(chan struct{}, 1),
 		trigger:  make(chan struct{}, 1),
 	}, nil
 }
@@ -149,6 +157,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.cfg.Log.Error("reconcile failed; keeping the last good state", "err", err, "retryIn", wait.String())
 		} else {
 			backoff = 0
+		}
+		if due := a.drivePaced(ctx); !due.IsZero() {
+			wait = min(wait, max(due.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
 		}
 		a.mu.Lock()
 		if !a.wake.IsZero() {
@@ -188,6 +199,12 @@ func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
 			return nil
 		case <-t.C:
 			return nil
+		case <-a.pacedCh:
+			// A BCS ReplicaSet changed (pods Ready or gone): step its rollout.
+			a.pokePaced()
+			if due := a.drivePaced(ctx); !due.IsZero() {
+				t.Reset(max(due.Sub(a.cfg.Now()), 0) + 10*time.Millisecond)
+			}
 		case app := <-a.statusCh:
 			if st, ok := a.apps[app]; ok {
 				a.refreshPhase(ctx, st)

@@ -7,6 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
@@ -41,7 +42,13 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 	for _, app := range manifest.Load(snap) {
 		seen[app.Name] = true
 		d := AppDiff{App: app.Name}
-		if err := firstErr(app.Err, unsupportedBCS(&app)); err != nil {
+		if app.Err != nil {
+			d.Error = app.Err.Error()
+			out = append(out, d)
+			continue
+		}
+		specs, _, err := bcsDesired(&app, snap.Revision.Commit)
+		if err != nil {
 			d.Error = err.Error()
 			out = append(out, d)
 			continue
@@ -66,7 +73,10 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 			}
 			d.Error = err.Error()
 		}
-		prunes, err := a.pruneDiff(ctx, stale(st.Inventory, objs))
+		for _, s := range specs {
+			cs = append(cs, bcsChange(st, s))
+		}
+		prunes, err := a.pruneDiff(ctx, stale(st.Inventory, append(refs(objs), pacedRefs(specs)...)))
 		if err != nil {
 			return snap.Revision, nil, err
 		}
@@ -86,9 +96,31 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 	return snap.Revision, out, nil
 }
 
+// bcsChange says what a BCS deployment's spec would do: created, a rolling
+// update to a new template, or unchanged. (`gitpace plan` shows the cycles.)
+func bcsChange(st *state.App, s paced.Spec) appliers.Change {
+	ref := bcsRef(s.Namespace, s.Name)
+	old, ok := st.Templates[ref.Key()]
+	c := appliers.Change{Ref: ref, Action: appliers.Unchanged}
+	switch {
+	case !ok:
+		c.Action = appliers.Created
+		c.Diff = fmt.Sprintf("+ application %s with %d instances (template %s)\n", s.Name, s.Instance, s.TemplateHash)
+	case old != s.TemplateHash:
+		c.Action = appliers.Configured
+		c.Diff = fmt.Sprintf("~ rolling update of %s: template %s -> %s, %d instances, %d created / %d deleted per cycle (%s), %s between cycles\n",
+			s.Name, old, s.TemplateHash, s.Instance, s.Strategy.MaxSurge, s.Strategy.MaxUnavailable, s.Strategy.Order, s.Strategy.UpgradeDuration)
+	}
+	return c
+}
+
 func (a *Agent) pruneDiff(ctx context.Context, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
 	var cs appliers.ChangeSet
 	for _, ref := range refs {
+		if ref.Group == bcsGroup && ref.Kind == bcsKind {
+			cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: "- BCS deployment " + ref.Name + " and its applications\n"})
+			continue
+		}
 		live, err := a.applier.Get(ctx, ref)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ref, err)

@@ -45,6 +45,13 @@ func (a *Agent) followDeployments(ctx context.Context) {
 			}
 		},
 	})
+	// BCS applications: a ReplicaSet gitpace drives changed (pods Ready or
+	// gone), so its rollout may take its next step.
+	_, _ = factory.Apps().V1().ReplicaSets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { a.signalPaced() },
+		UpdateFunc: func(_, _ any) { a.signalPaced() },
+		DeleteFunc: func(any) { a.signalPaced() },
+	})
 	factory.Start(ctx.Done())
 	<-ctx.Done()
 	factory.Shutdown()
@@ -87,6 +94,13 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 	}
 }
 
+func (a *Agent) signalPaced() {
+	select {
+	case a.pacedCh <- struct{}{}:
+	default:
+	}
+}
+
 func (a *Agent) markDirty(app string) {
 	if app == "" {
 		return
@@ -123,6 +137,7 @@ func (a *Agent) own(st *state.App) {
 // last seen by the watch; read once when not seen yet) and settles the
 // newest history entry's outcome.
 func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
+	st.BCS = a.pacedStatuses(st.Name)
 	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
 		return
 	}
@@ -145,6 +160,11 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 			if phase != state.Failed {
 				phase, reason = state.Progressing, r.Message
 			}
+		}
+	}
+	if phase == state.Synced || phase == state.Progressing {
+		if p, r := a.pacedPhase(st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+			phase, reason = p, r
 		}
 	}
 	if st.Phase != phase {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/manifest"
@@ -160,7 +161,11 @@ type appInput struct {
 // app's state instead.
 func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	st := a.appState(in.app.Name)
-	if err := firstErr(in.cfgErr, in.app.Err, unsupportedBCS(in.app)); err != nil {
+	if err := firstErr(in.cfgErr, in.app.Err); err != nil {
+		return a.reject(ctx, st, in.rev, err)
+	}
+	specs, bcsObjs, err := bcsDesired(in.app, in.rev.Commit)
+	if err != nil {
 		return a.reject(ctx, st, in.rev, err)
 	}
 	objs := desiredObjects(in.app)
@@ -170,12 +175,15 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
 	templates := templateHashes(objs)
+	for _, s := range specs {
+		templates[bcsRef(s.Namespace, s.Name).Key()] = s.TemplateHash
+	}
 	rollbackTo := findRollback(st, templates)
-	hash := contentHash(objs)
+	hash := contentHash(objs, in.app.BCS)
 	pending := hash != st.ContentHash || st.Rejected != nil
 	now := a.cfg.Now()
-	err := policies.Check(ctx, in.gates, policies.GateInput{
-		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: now, Objects: objs,
+	err = policies.Check(ctx, in.gates, policies.GateInput{
+		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: now, Objects: append(objs[:len(objs):len(objs)], bcsObjs...),
 	})
 	var held *policies.Held
 	if errors.As(err, &held) && held.Gate == "window" && !pending && st.Phase != state.Progressing && st.PausedBy == nil {
@@ -183,15 +191,24 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	switch {
 	case errors.As(err, &held) && held.Gate == "pause":
+		if rollbackTo != nil && len(specs) > 0 {
+			// BCS allows cancel while paused: a revert reaches the paced
+			// engine (which cancels at once); native objects stay held.
+			a.setPaced(st.Name, specs, in.app.Promote)
+		}
+		a.controlPaced(st.Name, true, held.Reason, in.app.Promote)
 		return a.freeze(ctx, st, state.Paused, held.Reason, in.force)
 	case errors.As(err, &held) && held.Gate == "window":
 		a.wakeAt(held.RetryAt)
-		return a.freeze(ctx, st, state.Held, fmt.Sprintf("revision %s held by window: %s", in.rev.Short(), held.Reason), in.force)
+		reason := fmt.Sprintf("revision %s held by window: %s", in.rev.Short(), held.Reason)
+		a.controlPaced(st.Name, true, reason, in.app.Promote)
+		return a.freeze(ctx, st, state.Held, reason, in.force)
 	case errors.As(err, &held):
 		return a.hold(ctx, st, in.rev, held)
 	case err != nil:
 		return err
 	}
+	a.controlPaced(st.Name, false, "", in.app.Promote)
 	if st.PausedBy != nil {
 		if err := a.resume(ctx, st); err != nil {
 			return err
@@ -216,18 +233,20 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
-	pruned, err := a.applier.Delete(ctx, stale(st.Inventory, objs))
+	a.setPaced(st.Name, specs, in.app.Promote)
+	inventory := append(refs(objs), pacedRefs(specs)...)
+	pruned, err := a.prune(ctx, stale(st.Inventory, inventory))
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
-	a.record(ctx, st, in.rev, hash, objs, templates, rollbackTo, append(applied, pruned...))
+	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...))
 	return a.save(ctx, st)
 }
 
 // record updates the app's state after a successful apply and prints what
 // happened.
 func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision, hash string,
-	objs []*unstructured.Unstructured, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet) {
+	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet) {
 	for _, c := range cs {
 		a.cfg.Metrics.object(c.Action)
 		a.expect(c.Ref, c.Generation)
@@ -248,7 +267,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 			rolling = true
 		}
 	}
-	if newRevision && (cs.Changed() || st.Applied == nil) {
+	if newRevision && (cs.Changed() || rolling || st.Applied == nil) {
 		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates}
 		if rolling {
 			e.Outcome = state.RollingOut
@@ -261,7 +280,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		st.AddHistory(e)
 	}
 	st.Applied, st.ContentHash, st.Templates = &rev, hash, templates
-	st.Inventory = refs(objs)
+	st.Inventory = inventory
 	a.own(st)
 	a.refreshPhase(ctx, st)
 }
@@ -343,7 +362,7 @@ func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h
 }
 
 func (a *Agent) removeApp(ctx context.Context, st *state.App) error {
-	if _, err := a.applier.Delete(ctx, st.Inventory); err != nil {
+	if _, err := a.prune(ctx, st.Inventory); err != nil {
 		return err
 	}
 	if err := a.store.Delete(ctx, st.Name); err != nil {
@@ -445,11 +464,15 @@ func findRollback(st *state.App, templates map[string]string) *state.Entry {
 }
 
 // contentHash identifies an app's desired state in git.
-func contentHash(objs []*unstructured.Unstructured) string {
+func contentHash(objs []*unstructured.Unstructured, bcsFiles []manifest.BCSFile) string {
 	h := sha256.New()
 	for _, o := range objs {
 		b, _ := json.Marshal(o.Object)
 		h.Write(b)
+		h.Write([]byte{0})
+	}
+	for _, f := range bcsFiles {
+		h.Write(f.Data)
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
@@ -463,11 +486,11 @@ func refs(objs []*unstructured.Unstructured) []appliers.ObjectRef {
 	return out
 }
 
-// stale lists inventory objects that the desired objects no longer hold.
-func stale(inventory []appliers.ObjectRef, objs []*unstructured.Unstructured) []appliers.ObjectRef {
+// stale lists inventory objects that the desired ones no longer hold.
+func stale(inventory, desired []appliers.ObjectRef) []appliers.ObjectRef {
 	keep := map[string]bool{}
-	for _, o := range objs {
-		keep[appliers.RefOf(o).Key()] = true
+	for _, r := range desired {
+		keep[r.Key()] = true
 	}
 	var out []appliers.ObjectRef
 	for _, r := range inventory {
@@ -478,11 +501,32 @@ func stale(inventory []appliers.ObjectRef, objs []*unstructured.Unstructured) []
 	return out
 }
 
-func unsupportedBCS(app *manifest.App) error {
-	if len(app.BCS) == 0 {
-		return nil
+// prune deletes objects that left git: Kubernetes objects through the
+// applier, BCS deployments (both applications) through the paced engine.
+func (a *Agent) prune(ctx context.Context, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
+	var kube []appliers.ObjectRef
+	var out appliers.ChangeSet
+	for _, r := range refs {
+		if r.Group != bcsGroup || r.Kind != bcsKind {
+			kube = append(kube, r)
+			continue
+		}
+		if err := a.engine.Delete(ctx, r.Namespace, r.Name); err != nil {
+			return out, err
+		}
+		a.dropPaced(r)
+		out = append(out, appliers.Change{Ref: r, Action: appliers.Deleted})
 	}
-	return fmt.Errorf("%s: BCS v4 deployments are not supported by this build", app.BCS[0].File)
+	cs, err := a.applier.Delete(ctx, kube)
+	return append(out, cs...), err
+}
+
+func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {
+	var out []appliers.ObjectRef
+	for _, s := range specs {
+		out = append(out, bcsRef(s.Namespace, s.Name))
+	}
+	return out
 }
 
 func firstErr(errs ...error) error {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
 )
 
@@ -76,9 +77,12 @@ type App struct {
 	// Rejected is the newest revision that was refused, with why.
 	Rejected *Rejection `json:"rejected,omitempty"`
 	// PausedBy is the PAUSE marker's reason while the app is paused.
-	PausedBy *string   `json:"pausedBy,omitempty"`
-	History  []Entry   `json:"history,omitempty"`
-	Updated  time.Time `json:"updated"`
+	PausedBy *string `json:"pausedBy,omitempty"`
+	History  []Entry `json:"history,omitempty"`
+	// BCS is the last status of each of the app\'s BCS v4 deployments: the
+	// deployment line and its applications (bcs-client list -t app).
+	BCS     []paced.Status `json:"bcs,omitempty"`
+	Updated time.Time      `json:"updated"`
 }
 
 // Rejection records a revision that was not applied.

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
 )
@@ -31,8 +32,10 @@ type App struct {
 	Reason      string                       `json:"reason,omitempty"`
 	Rejected    *state.Rejection             `json:"rejected,omitempty"`
 	Deployments []appliers.DeploymentRollout `json:"deployments,omitempty"`
-	Objects     int                          `json:"objects"`
-	Updated     time.Time                    `json:"updated"`
+	// BCS are the app's BCS v4 deployments as last stepped by the agent.
+	BCS     []paced.Status `json:"bcs,omitempty"`
+	Objects int            `json:"objects"`
+	Updated time.Time      `json:"updated"`
 }
 
 // Collect reads every app's state (or only the named one) and the live
@@ -54,7 +57,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only strin
 	for _, name := range names(all) {
 		st := all[name]
 		a := App{Name: name, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
-			Objects: len(st.Inventory), Updated: st.Updated}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS}
 		for _, ref := range st.Inventory {
 			if ref.Kind != "Deployment" || ref.Group != "apps" {
 				continue
@@ -151,7 +154,48 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 			w.Flush()
 		}
+		bcsTables(out, apps)
 	}
+}
+
+// bcsTables prints BCS deployments as `bcs-client list -t app` did, plus a
+// deployment line: cycle k of n, next cycle, paused or suspended and why.
+func bcsTables(out io.Writer, apps []App) {
+	var any bool
+	for _, a := range apps {
+		any = any || len(a.BCS) > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(out)
+	w := newTable(out)
+	fmt.Fprintln(w, "NAME\tSTATUS\tINSTANCE\tRUNNING_INSTANCE\tMESSAGE\tCREATETIME\tNAMESPACE")
+	for _, a := range apps {
+		for _, d := range a.BCS {
+			for _, ap := range d.Apps {
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", ap.Name, ap.Status, ap.Instance, ap.RunningInstance,
+					trim(ap.Message, 25), ap.CreateTime.Format("2006-01-02 15:04:05 -0700 MST"), ap.Namespace)
+			}
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	w = newTable(out)
+	fmt.Fprintln(w, "APP\tBCS DEPLOYMENT\tSTATUS\tCYCLE\tNEXT CYCLE\tMESSAGE")
+	for _, a := range apps {
+		for _, d := range a.BCS {
+			cycle, next := "-", "-"
+			if d.Rollout != "" {
+				cycle = fmt.Sprintf("%d of %d", d.Cycle, d.Cycles)
+				if !d.NextCycleAt.IsZero() {
+					next = d.NextCycleAt.Format(time.RFC3339)
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", a.Name, d.Namespace, d.Name, d.Status, cycle, next, d.Reason)
+		}
+	}
+	w.Flush()
 }
 
 // HistoryTable prints revisions like `kubectl rollout history`, with commits.

@@ -1,0 +1,169 @@
+package plan
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/appliers"
+)
+
+// isDeployment reports whether ref names an apps Deployment.
+func isDeployment(ref appliers.ObjectRef) bool {
+	return ref.Group == "apps" && ref.Kind == "Deployment"
+}
+
+// deploymentRollout plans what change c of a Deployment rolls. live is the
+// live object as appliers.Applier.Get returns it; it is only read for a
+// Configured change.
+//
+// A Deployment rolls only when its pod template changes. The change's diff
+// is of the normalized live object against the normalized server-side dry
+// run, so applying it to the normalized live object gives the dry-run
+// result (server defaults included) exactly: its spec.template is compared
+// with the live one, and its replicas and strategy drive the steps. If the
+// live object changed since the diff was taken the diff does not apply and
+// the plan says so (errStale).
+func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Rollout, error) {
+	r := Rollout{Kind: "Deployment", Namespace: c.Ref.Namespace, Name: c.Ref.Name}
+	switch c.Action {
+	case appliers.Deleted:
+		r.Summary, r.Changed = "deleted (pruned): its pods are deleted", true
+		return r, nil
+	case appliers.Created:
+		desired, _, err := dryRunResult(nil, c.Diff)
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", c.Ref, err)
+		}
+		replicas := replicasOf(desired.Spec.Replicas)
+		r.Summary, r.Changed = fmt.Sprintf("created: starts %s (no rolling update)", plural(int(replicas), "pod")), replicas > 0
+		return r, nil
+	case appliers.Configured:
+	default:
+		r.Summary = "unchanged"
+		return r, nil
+	}
+	if live == nil {
+		return r, fmt.Errorf("%s: %w", c.Ref, errStale)
+	}
+	liveObj := appliers.Normalize(live)
+	desired, templateChanged, err := dryRunResult(liveObj, c.Diff)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", c.Ref, err)
+	}
+	var current appsv1.Deployment
+	if err := fromUnstructured(liveObj, &current); err != nil {
+		return r, fmt.Errorf("%s: live object: %w", c.Ref, err)
+	}
+	from, to := replicasOf(current.Spec.Replicas), replicasOf(desired.Spec.Replicas)
+	if !templateChanged {
+		if from != to {
+			r.Summary, r.Changed = fmt.Sprintf("scales from %d to %d pods (pod template unchanged: no rolling update)", from, to), true
+		} else {
+			r.Summary = "no rollout: the pod template is unchanged"
+		}
+		return r, nil
+	}
+	r.Strategy, err = describeStrategy(to, desired.Spec.Strategy)
+	if err != nil {
+		return r, fmt.Errorf("%s: %w", c.Ref, err)
+	}
+	r.Steps, r.Changed = stepsFrom(from, to, desired.Spec.Strategy), true
+	r.Summary = "rolls to the new pod template in " + plural(len(r.Steps), "step")
+	if from != to {
+		r.Summary += fmt.Sprintf(", from %d to %d pods", from, to)
+	}
+	if desired.Spec.Paused {
+		r.Notes = append(r.Notes, "spec.paused is true: Kubernetes does not roll until it is unpaused")
+	}
+	if desired.Spec.MinReadySeconds > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("each new pod counts as available %ds after it is Ready", desired.Spec.MinReadySeconds))
+	}
+	return r, nil
+}
+
+// dryRunResult applies diff to the normalized live object (nil: none) and
+// returns the result as a Deployment, and whether spec.template differs.
+func dryRunResult(liveObj *unstructured.Unstructured, diff string) (*appsv1.Deployment, bool, error) {
+	var from []string
+	if liveObj != nil {
+		b, err := yaml.Marshal(liveObj.Object) // as appliers.UnifiedDiff renders it
+		if err != nil {
+			return nil, false, err
+		}
+		from = strings.Split(string(b), "\n")
+	}
+	to, err := applyUnifiedDiff(from, diff)
+	if err != nil {
+		return nil, false, err
+	}
+	var fromMap, toMap map[string]any
+	if err := yaml.Unmarshal([]byte(strings.Join(from, "\n")), &fromMap); err != nil {
+		return nil, false, err
+	}
+	text := []byte(strings.Join(to, "\n"))
+	if err := yaml.Unmarshal(text, &toMap); err != nil {
+		return nil, false, fmt.Errorf("dry-run result: %w", err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(text, &d); err != nil {
+		return nil, false, fmt.Errorf("dry-run result: %w", err)
+	}
+	changed := !reflect.DeepEqual(nested(fromMap, "spec", "template"), nested(toMap, "spec", "template"))
+	return &d, changed, nil
+}
+
+func nested(m map[string]any, path ...string) any {
+	v, _, _ := unstructured.NestedFieldNoCopy(m, path...)
+	return v
+}
+
+func fromUnstructured(u *unstructured.Unstructured, d *appsv1.Deployment) error {
+	b, err := yaml.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	return yaml.Unmarshal(b, d)
+}
+
+// replicasOf is spec.replicas with the API's default of 1.
+func replicasOf(p *int32) int32 {
+	if p == nil {
+		return 1
+	}
+	return *p
+}
+
+// describeStrategy says e.g. "RollingUpdate, maxSurge 25% (1), maxUnavailable 25% (0 → 1)".
+func describeStrategy(replicas int32, s appsv1.DeploymentStrategy) (string, error) {
+	if s.Type == appsv1.RecreateDeploymentStrategyType {
+		return "Recreate", nil
+	}
+	fp, err := ResolveFenceposts(replicas, s.RollingUpdate)
+	if err != nil {
+		return "", err
+	}
+	def := intstr.FromString("25%")
+	surge, unavailable := def, def
+	if ru := s.RollingUpdate; ru != nil {
+		if ru.MaxSurge != nil {
+			surge = *ru.MaxSurge
+		}
+		if ru.MaxUnavailable != nil {
+			unavailable = *ru.MaxUnavailable
+		}
+	}
+	show := func(v intstr.IntOrString, n int32) string {
+		if v.Type == intstr.Int && v.IntVal == n {
+			return v.String()
+		}
+		return fmt.Sprintf("%s (%d)", v.String(), n)
+	}
+	return fmt.Sprintf("RollingUpdate, maxSurge %s, maxUnavailable %s: at most %d pods, at least %d available",
+		show(surge, fp.Surge), show(unavailable, fp.Unavailable), replicas+fp.Surge, max(replicas-fp.Unavailable, 0)), nil
+}
