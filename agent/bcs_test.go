@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/gitpace/gitpace/appliers/paced"
+	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
 )
@@ -122,14 +123,34 @@ func TestBCSSeedThroughGit(t *testing.T) {
 	})
 	f.eventually("app Synced", 30*time.Second, func() bool { st := f.appState("web"); return st != nil && st.Phase == state.Synced })
 
+	pw := testenv.WatchPods(t, f.kube, f.ns, paced.LabelDeployment+"=test")
+	var mu sync.Mutex
+	var shared []string // UNIQUE InnerIP violations: two pods on one node
 	f.repo.Commit("bcs v1.1.1 on 8888", map[string]string{"apps/web/test.json": bcsSeed(t, "test1-1-1.json", f.ns)})
 	sawRolling := false
 	f.eventually("rolled into test-v<seconds>", 2*time.Minute, func() bool {
 		if s := bcsStatus(f); s != nil && s.Status == paced.StatusRollingUpdate {
 			sawRolling = true
 		}
+		nodes := map[string]string{}
+		for _, p := range pw.Snapshot() {
+			if n := p.Spec.NodeName; n != "" {
+				if other, ok := nodes[n]; ok {
+					mu.Lock()
+					shared = append(shared, other+" and "+p.Name+" on "+n)
+					mu.Unlock()
+				}
+				nodes[n] = p.Name
+			}
+		}
 		return bcsDone(f, 2, "hub.docker.com:xxxx/xxxxxx:v1.1.1")
 	})
+	if len(shared) > 0 {
+		t.Errorf("UNIQUE InnerIP broken: %v", shared)
+	}
+	if maxPods, _ := pw.Extremes(); maxPods != 3 {
+		t.Errorf("at most %d pods at once; CreateFirst with surge 1 should reach 3", maxPods)
+	}
 	steps, maxLive := rec.get()
 	if maxLive > 2 {
 		t.Errorf("%d applications at once, want at most 2", maxLive)

@@ -185,3 +185,22 @@ func commitAuthor(repo *git.Repository) *object.Signature {
 	}
 	return &object.Signature{Name: name, Email: email, When: time.Now()}
 }
+
+// NextPromoteCycles is the --cycles a new promote of rollout should carry:
+// one more than the app's current PROMOTE approves for that rollout, or 1
+// when the marker is missing or names another rollout.
+func NextPromoteCycles(dir, path, app, rollout string) int {
+	marker, err := markerPath(dir, path, app, PromoteFile)
+	if err != nil {
+		return 1
+	}
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(marker)))
+	if err != nil {
+		return 1
+	}
+	p, err := ParsePromotion(b)
+	if err != nil || p.Rollout != rollout {
+		return 1
+	}
+	return p.Cycles + 1
+}

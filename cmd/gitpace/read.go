@@ -85,7 +85,7 @@ func newHistoryCommand() *cobra.Command {
 func newDiffCommand() *cobra.Command {
 	var src sourceFlags
 	r := &readFlags{}
-	var rev string
+	var rev, defaultNS string
 	cmd := &cobra.Command{
 		Use:   "diff --repo URL [--rev REV]",
 		Short: "Show what a revision would change in the live cluster (exit 0 none, 2 changes, 1 error)",
@@ -102,7 +102,7 @@ plus the objects a prune would delete. It writes nothing.`,
 			if err != nil {
 				return err
 			}
-			ag, err := agent.New(agent.Config{Source: s, Rest: rc, StateNamespace: r.stateNS})
+			ag, err := agent.New(agent.Config{Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS})
 			if err != nil {
 				return err
 			}
@@ -123,6 +123,7 @@ plus the objects a prune would delete. It writes nothing.`,
 	src.add(cmd.Flags())
 	r.add(cmd)
 	cmd.Flags().StringVar(&rev, "rev", "", "branch, tag or commit to diff (default: the branch head)")
+	cmd.Flags().StringVar(&defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none (as given to gitpace run)")
 	return cmd
 }
 

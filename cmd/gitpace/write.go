@@ -124,15 +124,44 @@ func newPromoteCommand() *cobra.Command {
 	var rollout string
 	var cycles int
 	cmd := &cobra.Command{
-		Use:   "promote APP --rollout NAME [--cycles N]",
+		Use:   "promote APP [--rollout NAME] [--cycles N]",
 		Short: "Commit a PROMOTE marker approving manual cycles of one BCS rollout",
 		Long: `Promote writes APP/PROMOTE naming the rollout (the new application, e.g.
 test-v1562517103) it approves and how many cycles in all are approved, and
-commits it. A marker naming another rollout releases nothing.`,
+commits it. A marker naming another rollout releases nothing, so a stale
+approval never releases a later rollout.
+
+Without --rollout, the rollout in flight is read from the cluster (read
+only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rollout == "" {
-				return usageErr("--rollout is required (see gitpace status " + args[0] + ")")
+				cfg, err := r.kube.config()
+				if err != nil {
+					return err
+				}
+				kube, err := kubernetes.NewForConfig(cfg)
+				if err != nil {
+					return err
+				}
+				apps, err := status.Collect(cmd.Context(), kube, r.stateNS, args[0])
+				if err != nil {
+					return err
+				}
+				for _, d := range apps[0].BCS {
+					if d.Rollout != "" {
+						if rollout != "" {
+							return usageErr("app " + args[0] + " has several BCS rollouts in flight: name one with --rollout")
+						}
+						rollout = d.Rollout
+					}
+				}
+				if rollout == "" {
+					return fmt.Errorf("app %s has no BCS rollout in flight (gitpace status %s)", args[0], args[0])
+				}
+			}
+			if !cmd.Flags().Changed("cycles") {
+				cycles = sources.NextPromoteCycles(c.dir, c.path, args[0], rollout)
 			}
 			h, err := sources.Promote(c.dir, c.path, args[0], rollout, cycles)
 			if err != nil {
@@ -143,8 +172,9 @@ commits it. A marker naming another rollout releases nothing.`,
 	}
 	c.add(cmd)
 	r.kube.add(cmd.Flags())
-	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout (new application name) to approve")
-	cmd.Flags().IntVar(&cycles, "cycles", 1, "total number of cycles approved for this rollout")
+	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
+	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout (new application name) to approve (default: the one in flight)")
+	cmd.Flags().IntVar(&cycles, "cycles", 1, "total number of cycles approved for this rollout (default: one more than approved now)")
 	return cmd
 }
 
