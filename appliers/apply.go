@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -199,8 +201,15 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		planned[c.Ref.Key()] = c
 	}
 	var out ChangeSet
+	var crds []string // applied CRDs not yet known Established
 	for _, o := range order(objs) {
 		ref := RefOf(o)
+		if len(crds) > 0 && o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
+			if err := a.waitEstablished(ctx, crds); err != nil {
+				return out, err
+			}
+			crds = nil
+		}
 		c, ok := planned[ref.Key()]
 		if ok && c.Action == Unchanged {
 			out = append(out, c)
@@ -219,8 +228,50 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 		c.Generation, c.ResourceVersion = res.GetGeneration(), res.GetResourceVersion()
 		out = append(out, c)
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o.GetName())
+		}
 	}
 	return out, nil
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// waitEstablished waits (up to 30s) until the named CRDs are Established,
+// then refreshes discovery so their kinds map: custom resources of a CRD in
+// the same revision are applied only after it serves them.
+func (a *Applier) waitEstablished(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, name := range names {
+		for {
+			u, err := a.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+			if err == nil && crdEstablished(u) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return &ObjectError{Ref: ObjectRef{Group: crdGVR.Group, Version: "v1", Kind: "CustomResourceDefinition", Name: name},
+					Err: fmt.Errorf("not Established after 30s: %w", ctx.Err())}
+			case <-time.After(200 * time.Millisecond): // polling the CRD's condition
+			}
+		}
+	}
+	a.mu.Lock()
+	a.mapper.Reset()
+	a.mu.Unlock()
+	return nil
+}
+
+func crdEstablished(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {

@@ -1,0 +1,67 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/gitpace/gitpace/internal/testenv"
+)
+
+// TestNamespaceAndCRDFirst: one revision holding a Namespace, a CRD and
+// objects that need both (a ConfigMap in the new namespace, a custom
+// resource of the new kind) applies: Namespaces and CRDs go first.
+func TestNamespaceAndCRDFirst(t *testing.T) {
+	f := newFixture(t)
+	suffix := strings.TrimPrefix(f.ns, "testnamespaceandcrdfirst-")
+	group := "t" + strings.ReplaceAll(suffix, "-", "") + ".gitpace.dev"
+	newNS := "fresh-" + suffix
+	files := map[string]string{
+		"apps/platform/a-widget.yaml": fmt.Sprintf("apiVersion: %s/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: %s\nspec:\n  size: 3\n", group, newNS),
+		"apps/platform/b-cm.yaml":     fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n  namespace: %s\ndata:\n  a: b\n", newNS),
+		"apps/platform/c-crd.yaml": fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.%[1]s
+spec:
+  group: %[1]s
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+`, group),
+		"apps/platform/d-ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + newNS + "\n",
+	}
+	f.repo.Commit("platform", files)
+	t.Cleanup(func() {
+		cs := testenv.Client(t)
+		_ = cs.CoreV1().Namespaces().Delete(context.Background(), newNS, metav1.DeleteOptions{})
+	})
+	f.run()
+	dyn, err := dynamic.NewForConfig(testenv.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}
+	f.eventually("widget and ConfigMap applied", time.Minute, func() bool {
+		_, err1 := dyn.Resource(gvr).Namespace(newNS).Get(context.Background(), "w1", metav1.GetOptions{})
+		_, err2 := f.kube.CoreV1().ConfigMaps(newNS).Get(context.Background(), "inside", metav1.GetOptions{})
+		return err1 == nil && err2 == nil
+	})
+	f.eventually("app Synced", 30*time.Second, func() bool {
+		st := f.appState("platform")
+		return st != nil && st.Rejected == nil && st.Phase == "Synced"
+	})
+}
