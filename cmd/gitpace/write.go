@@ -5,7 +5,6 @@ import (
 	"path"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
@@ -136,11 +135,7 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rollout == "" {
-				cfg, err := r.kube.config()
-				if err != nil {
-					return err
-				}
-				kube, err := kubernetes.NewForConfig(cfg)
+				kube, err := r.client()
 				if err != nil {
 					return err
 				}
@@ -191,11 +186,7 @@ changed the app's directory. The agent applies it like any commit and
 reports a rollback to revision N.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := r.kube.config()
-			if err != nil {
-				return err
-			}
-			kube, err := kubernetes.NewForConfig(cfg)
+			kube, err := r.client()
 			if err != nil {
 				return err
 			}

@@ -254,11 +254,7 @@ func stageConfig(readyDelay time.Duration) ([]byte, error) {
 // registerNodes creates the fake nodes kwok manages and waits until the node
 // lifecycle controller has made them schedulable.
 func (c *Cluster) registerNodes(ctx context.Context) error {
-	cfg, err := c.RestConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -329,11 +325,7 @@ func (c *Cluster) anyFailed() error {
 // waitPodReady proves the whole chain (admission, service accounts,
 // scheduler, kwok) by running one pod to Ready, then deletes it.
 func (c *Cluster) waitPodReady(ctx context.Context) error {
-	cfg, err := c.RestConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -373,4 +365,12 @@ func (c *Cluster) waitPodReady(ctx context.Context) error {
 	}
 	zero := int64(0)
 	return cs.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+}
+
+func (c *Cluster) client() (kubernetes.Interface, error) {
+	cfg, err := c.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
 }
