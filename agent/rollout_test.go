@@ -89,7 +89,13 @@ func TestPauseMarkerFreezesRollout(t *testing.T) {
 	if _, err := sources.Pause(f.repo.Dir, "apps", "web", "hold for review"); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("Deployment paused", 30*time.Second, func() bool { return f.deployment("test").Spec.Paused })
+	// The controller may finish a scale-up it was already making when the
+	// pause landed (as with kubectl rollout pause); count from the moment it
+	// has observed the paused generation.
+	f.eventually("pause observed by the controller", 30*time.Second, func() bool {
+		d := f.deployment("test")
+		return d.Spec.Paused && d.Status.ObservedGeneration >= d.Generation
+	})
 	f.eventually("app Paused", 30*time.Second, func() bool { return f.appState("web").Phase == state.Paused })
 	d := f.deployment("test")
 	if rolledOut(d, imageV1) {
