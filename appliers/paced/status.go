@@ -99,6 +99,11 @@ func (e *Engine) status(spec Spec, ob *observation, d Decision, c Controls, acte
 	for _, a := range apps {
 		as := AppStatus{Name: a.Name, Instance: a.Replicas, RunningInstance: a.Ready, CreateTime: a.Created,
 			Namespace: spec.Namespace, Message: d.Reason}
+		if st.InRollout() && (a.Name == st.Base || a.Name == st.New) {
+			// As bcs-client showed it: during an update both applications
+			// report the deployment's instance; RUNNING_INSTANCE moves.
+			as.Instance = spec.Instance
+		}
 		switch {
 		case deleted[a.Name] || (a.Name != st.Base && a.Name != st.New):
 			as.Status, as.Message = StatusDeleting, ""
