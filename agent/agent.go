@@ -47,6 +47,10 @@ type Config struct {
 	Now func() time.Time
 	// Metrics, when set, records Prometheus metrics.
 	Metrics *Metrics
+	// BCSStartTimeout and BCSDeleteTimeout bound the start and delete
+	// phases of a BCS rollout cycle; a phase that runs longer suspends the
+	// rollout (UpdateSuspend, app Failed). Zero means BCS's 360 s and 7560 s.
+	BCSStartTimeout, BCSDeleteTimeout time.Duration
 }
 
 // Agent is a running reconciler. Create it with New.
@@ -70,12 +74,21 @@ type Agent struct {
 	engine     *paced.Engine
 	outLines   map[string]string // last progress line printed per object
 	rollouts   map[string]appliers.DeploymentRollout
+	// deadlines names the ProgressDeadlineExceeded condition of each
+	// watched Deployment past its deadline (deadlineID).
+	deadlines map[string]string
 	// savedJSON/savedUpdated: what was last persisted per app, so a save
 	// that would change only the timestamp writes nothing.
 	savedJSON    map[string]string
 	savedUpdated map[string]time.Time
 	statusCh     chan string
 	pacedCh      chan struct{}
+	// onFailure is the newest revision's gitpace.yaml onFailure; failNotes
+	// and revertErrs are what handling failures remembers (failure.go).
+	// Loop goroutine only.
+	onFailure  policies.FailurePolicy
+	failNotes  map[string]failNote
+	revertErrs map[string]string
 
 	trigger chan struct{}
 }
@@ -118,10 +131,11 @@ func New(cfg Config) (*Agent, error) {
 		expected: map[string]int64{},
 		owned:    map[string]string{},
 		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},
-		engine:    &paced.Engine{Client: kube},
-		outLines:  map[string]string{},
-		rollouts:  map[string]appliers.DeploymentRollout{},
+		engine:   &paced.Engine{Client: kube},
+		outLines: map[string]string{},
+		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
 		savedJSON: map[string]string{}, savedUpdated: map[string]time.Time{},
+		failNotes: map[string]failNote{}, revertErrs: map[string]string{},
 		statusCh: make(chan string, 1024),
 		pacedCh:  make(chan struct{}, 1),
 		trigger:  make(chan struct{}, 1),

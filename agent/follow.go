@@ -68,6 +68,11 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 	}
 	prev, seen := a.rollouts[key]
 	a.rollouts[key] = r
+	if id, ok := deadlineID(d); ok {
+		a.deadlines[key] = id
+	} else {
+		delete(a.deadlines, key)
+	}
 	exp, known := a.expected[key]
 	drift := known && d.Generation > exp && !(seen && prev.Generation == d.Generation)
 	if !known {
@@ -82,8 +87,10 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 			app, d.Namespace, d.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
 	}
 	if drift {
-		a.cfg.Log.Info("drift detected", "app", app, "deployment", d.Namespace+"/"+d.Name, "generation", d.Generation)
-		a.printf("app %s: drift: Deployment %s/%s changed outside git (generation %d); correcting", app, d.Namespace, d.Name, d.Generation)
+		// A generation gitpace has not recorded: someone changed the spec,
+		// or gitpace's own apply is still returning. The diff that follows
+		// tells the two apart and reports a real correction.
+		a.cfg.Log.Debug("Deployment spec changed; diffing", "app", app, "deployment", d.Namespace+"/"+d.Name, "generation", d.Generation)
 		a.markDirty(app)
 	}
 	if app != "" {
@@ -142,6 +149,7 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		return
 	}
 	phase, reason := state.Synced, ""
+	var failing []state.PodIssue
 	for _, ref := range deployments(st.Inventory) {
 		r, ok := a.cachedRollout(ref)
 		if !ok {
@@ -153,9 +161,20 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 				continue
 			}
 		}
+		if r.State != appliers.RolloutFailed {
+			a.forgetFailure(ref.Key())
+		} else {
+			n := a.deploymentFailure(ctx, ref, r)
+			if n.stale {
+				// The deadline passed for an earlier ReplicaSet: a rollback
+				// the controller has not made progress on yet.
+				r.State, r.Message = appliers.RolloutProgressing, progressMessage(r)
+			} else {
+				phase, reason = state.Failed, r.Message+notReadyText(n.pods)
+				failing = append(failing, n.pods...)
+			}
+		}
 		switch r.State {
-		case appliers.RolloutFailed:
-			phase, reason = state.Failed, r.Message
 		case appliers.RolloutProgressing, appliers.RolloutPaused:
 			if phase != state.Failed {
 				phase, reason = state.Progressing, r.Message
@@ -163,14 +182,14 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		}
 	}
 	if phase == state.Synced || phase == state.Progressing {
-		if p, r := a.pacedPhase(st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
-			phase, reason = p, r
+		if p, r, pods := a.pacedPhase(ctx, st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+			phase, reason, failing = p, r, pods
 		}
 	}
 	if st.Phase != phase {
 		a.cfg.Log.Info("app phase", "app", st.Name, "phase", phase, "reason", reason)
 	}
-	st.Phase, st.Reason = phase, reason
+	st.Phase, st.Reason, st.FailingPods = phase, reason, failing
 	if e := st.Last(); e != nil && e.Outcome == state.RollingOut {
 		switch phase {
 		case state.Synced:
@@ -184,6 +203,9 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 			e.Message = reason
 			a.printf("app %s: revision %d (%s) failed: %s", st.Name, e.N, e.Revision.Short(), reason)
 		}
+	}
+	if phase == state.Failed {
+		a.handleFailure(ctx, st)
 	}
 	a.cfg.Metrics.phase(st.Name, phase)
 }

@@ -154,6 +154,7 @@ func (a *Agent) drivePaced(ctx context.Context) time.Time {
 		if ok {
 			spec, ctl, due = it.spec, it.ctl, it.due
 		}
+		ctl.StartTimeout, ctl.DeleteTimeout = a.cfg.BCSStartTimeout, a.cfg.BCSDeleteTimeout
 		a.mu.Unlock()
 		if !ok {
 			continue
@@ -294,26 +295,29 @@ func (a *Agent) ensureNamespace(ctx context.Context, ns string) error {
 }
 
 // pacedPhase folds the app's BCS rollouts into its phase; one that has not
-// taken its first step yet is Progressing.
-func (a *Agent) pacedPhase(app string) (state.Phase, string) {
+// taken its first step yet is Progressing. A suspended rollout is Failed,
+// with the new application's not-Ready pods.
+func (a *Agent) pacedPhase(ctx context.Context, app string) (state.Phase, string, []state.PodIssue) {
 	a.mu.Lock()
 	for _, it := range a.paced {
 		if it.app == app && it.last == nil {
 			a.mu.Unlock()
-			return state.Progressing, fmt.Sprintf("BCS deployment %s/%s: starting", it.spec.Namespace, it.spec.Name)
+			return state.Progressing, fmt.Sprintf("BCS deployment %s/%s: starting", it.spec.Namespace, it.spec.Name), nil
 		}
 	}
 	a.mu.Unlock()
 	sts := a.pacedStatuses(app)
 	for _, st := range sts {
 		if st.Status == paced.StatusUpdateSuspend {
-			return state.Failed, fmt.Sprintf("BCS deployment %s/%s suspended: %s", st.Namespace, st.Name, st.Reason)
+			pods := a.bcsFailingPods(ctx, &st)
+			return state.Failed, fmt.Sprintf("BCS deployment %s/%s suspended: %s%s", st.Namespace, st.Name, st.Reason, notReadyText(pods)), pods
 		}
+		a.forgetFailure(bcsRef(st.Namespace, st.Name).Key())
 	}
 	for _, st := range sts {
 		if !st.Done || st.Rollout != "" {
-			return state.Progressing, fmt.Sprintf("BCS deployment %s/%s: %s", st.Namespace, st.Name, pacedLine(&st))
+			return state.Progressing, fmt.Sprintf("BCS deployment %s/%s: %s", st.Namespace, st.Name, pacedLine(&st)), nil
 		}
 	}
-	return state.Synced, ""
+	return state.Synced, "", nil
 }

@@ -105,6 +105,9 @@ func (a *Agent) loadState(ctx context.Context) error {
 func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, full bool, dirty map[string]bool) error {
 	apps := manifest.Load(snap)
 	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
+	if cfgErr == nil {
+		a.onFailure = cfg.OnFailure // for failures seen until the next revision
+	}
 	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
 	var errs []error
 	seen := map[string]bool{}
@@ -256,7 +259,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	if cs.Changed() {
 		what := "applied"
 		if !newRevision {
-			what = "corrected drift:"
+			what = "drift: the cluster differed from git; re-applied"
 		}
 		a.printf("app %s: %s %s (%s)", st.Name, what, rev.Short(), cs.Summary())
 		a.cfg.Log.Info("applied", "app", st.Name, "commit", rev.Short(), "changes", cs.Summary())

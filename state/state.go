@@ -81,8 +81,50 @@ type App struct {
 	History  []Entry `json:"history,omitempty"`
 	// BCS is the last status of each of the app\'s BCS v4 deployments: the
 	// deployment line and its applications (bcs-client list -t app).
-	BCS     []paced.Status `json:"bcs,omitempty"`
-	Updated time.Time      `json:"updated"`
+	BCS []paced.Status `json:"bcs,omitempty"`
+	// FailingPods are the not-Ready pods of the rollout that failed (the
+	// newest ReplicaSet of a Deployment past its progress deadline, or the
+	// new application of a suspended BCS rollout); empty unless Failed.
+	FailingPods []PodIssue `json:"failingPods,omitempty"`
+	// Reverts are the revert commits the agent made under `onFailure:
+	// revert`, oldest first: one per failed revision, so that a restarted
+	// agent never reverts the same revision twice.
+	Reverts []Revert  `json:"reverts,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// PodIssue is a pod that is not Ready, and why (its waiting container's
+// reason, or its Ready or PodScheduled condition).
+type PodIssue struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Revert is a revert commit the agent pushed for a failed revision.
+type Revert struct {
+	// Failed is the commit of the revision whose rollout failed.
+	Failed string `json:"failed"`
+	// Commit is the revert commit.
+	Commit string    `json:"commit"`
+	Time   time.Time `json:"time"`
+}
+
+// RevertOf returns the revert recorded for the failed commit, or nil.
+func (a *App) RevertOf(commit string) *Revert {
+	for i := range a.Reverts {
+		if a.Reverts[i].Failed == commit {
+			return &a.Reverts[i]
+		}
+	}
+	return nil
+}
+
+// AddRevert records a revert commit, keeping the newest MaxHistory.
+func (a *App) AddRevert(r Revert) {
+	a.Reverts = append(a.Reverts, r)
+	if len(a.Reverts) > MaxHistory {
+		a.Reverts = a.Reverts[len(a.Reverts)-MaxHistory:]
+	}
 }
 
 // Rejection records a revision that was not applied.

@@ -32,6 +32,8 @@ type App struct {
 	Reason      string                       `json:"reason,omitempty"`
 	Rejected    *state.Rejection             `json:"rejected,omitempty"`
 	Deployments []appliers.DeploymentRollout `json:"deployments,omitempty"`
+	// FailingPods are the not-Ready pods of a failed rollout.
+	FailingPods []state.PodIssue `json:"failingPods,omitempty"`
 	// BCS are the app's BCS v4 deployments as last stepped by the agent.
 	BCS     []paced.Status `json:"bcs,omitempty"`
 	Objects int            `json:"objects"`
@@ -57,7 +59,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only strin
 	for _, name := range names(all) {
 		st := all[name]
 		a := App{Name: name, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
-			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods}
 		for _, ref := range st.Inventory {
 			if ref.Kind != "Deployment" || ref.Group != "apps" {
 				continue

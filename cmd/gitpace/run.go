@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/state"
 )
@@ -33,6 +34,8 @@ type runOptions struct {
 	logFormat  string
 	logLevel   string
 	verifyKeys string
+	bcsStart   time.Duration
+	bcsDelete  time.Duration
 }
 
 func newRunCommand() *cobra.Command {
@@ -62,6 +65,8 @@ With --once it reconciles once and exits 0 when in sync, 1 on error.`,
 	fs.StringVar(&o.logFormat, "log-format", "text", "structured log format: text or json (logs go to stderr)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of armored OpenPGP public keys: apply only revisions whose head commit one of them signed")
+	fs.DurationVar(&o.bcsStart, "bcs-start-timeout", paced.DefaultStartTimeout, "BCS rollouts: a cycle's start phase (new pods becoming Ready) running longer suspends the rollout (UpdateSuspend, app Failed)")
+	fs.DurationVar(&o.bcsDelete, "bcs-delete-timeout", paced.DefaultDeleteTimeout, "BCS rollouts: a cycle's delete phase (old pods going away) running longer suspends the rollout")
 	return cmd
 }
 
@@ -89,6 +94,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	ag, err := agent.New(agent.Config{
 		Source: src, Rest: rc, StateNamespace: o.stateNS, DefaultNamespace: o.defaultNS,
 		Interval: o.interval, Resync: o.resync, KeyRing: kr,
+		BCSStartTimeout: o.bcsStart, BCSDeleteTimeout: o.bcsDelete,
 		Out: cmd.OutOrStdout(), Log: log, Metrics: agent.NewMetrics(reg),
 	})
 	if err != nil {
