@@ -19,7 +19,7 @@ build: ## build bin/gitpace
 install: ## go install ./cmd/gitpace
 	$(GO) install ./cmd/gitpace
 
-cluster-build: ## build the control-plane binaries into .cache/bin (cold: ~10 min on 2 cores)
+cluster-build: ## build the control-plane binaries into .cache/bin (cold: ~20 min on 2 cores)
 	$(GO) run ./hack/cluster build
 
 cluster: ## build what is missing and start the local control plane; ends with `export KUBECONFIG=...`
