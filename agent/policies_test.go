@@ -44,9 +44,9 @@ func TestWindowHoldsAndFreezes(t *testing.T) {
 		"apps/gitpace.yaml":        denyNights,
 		"apps/web/deployment.yaml": seed(t, "test1-1-0.yaml"),
 	})
-	a := f.build(nil)
+	f.build(nil)
 	f.cfg.Now = clock.Now
-	a = f.rebuild()
+	a := f.rebuild()
 	ctx := context.Background()
 	if err := a.ReconcileOnce(ctx); err != nil {
 		t.Fatal(err)

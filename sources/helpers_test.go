@@ -174,15 +174,3 @@ func changed(t *testing.T, repo *git.Repository, h string) map[string]string {
 	}
 	return out
 }
-
-// commitCount counts the commits reachable from main.
-func commitCount(t *testing.T, repo *git.Repository) int {
-	t.Helper()
-	iter, err := repo.Log(&git.LogOptions{From: headOf(t, repo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	_ = iter.ForEach(func(*object.Commit) error { n++; return nil })
-	return n
-}

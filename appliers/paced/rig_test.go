@@ -327,22 +327,6 @@ func (r *rig) waitPods(ctx context.Context, n int, version string) {
 	}
 }
 
-// stateSeq is the highest Seq of the state annotations of deployment test.
-func (r *rig) stateSeq(ctx context.Context) int64 {
-	r.t.Helper()
-	list, err := r.cs.AppsV1().ReplicaSets(r.ns).List(ctx, metav1.ListOptions{LabelSelector: selector("test")})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var seq int64
-	for _, rs := range list.Items {
-		if st, err := decodeState(rs.Annotations[AnnotationState]); err == nil {
-			seq = max(seq, st.Seq)
-		}
-	}
-	return seq
-}
-
 // hold calls reconcile for d, on every watch event and at least every
 // 200ms (the agent's timer), to show that nothing moves.
 func (r *rig) hold(ctx context.Context, d time.Duration, reconcile func()) {

@@ -1,7 +1,6 @@
 package bcs
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -174,13 +173,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// quoteAll renders values for messages: "a", "b".
-func quoteAll(vs []string) string {
-	q := make([]string, len(vs))
-	for i, v := range vs {
-		q[i] = fmt.Sprintf("%q", v)
-	}
-	return strings.Join(q, ", ")
 }
