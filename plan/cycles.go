@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources/bcs"
 )
@@ -85,9 +86,8 @@ func (w *Windows) Earliest(t time.Time) (at time.Time, wait string, ok bool) {
 
 // BCSCycles plans the update cycles that take a BCS deployment from newR
 // pods of the new application and oldR of the old one to instance new and
-// 0 old, as the rollout engine runs them (appliers/paced: cycleTargets and
-// cyclesLeft, whose formulas are repeated here). Each cycle fixes its
-// targets when it starts:
+// 0 old, with the rollout engine's own rule (paced.CycleTargets). Each
+// cycle fixes its targets when it starts:
 //
 //	new = max(min(new + maxSurge, instance), new)
 //	old = max(old − maxUnavailable, 0)
@@ -114,8 +114,8 @@ func BCSCycles(newR, oldR, instance int32, s bcs.Strategy, start time.Time, w *W
 	t, never := start, false
 	for n := int32(1); oldR > 0 || newR < instance; n++ {
 		c := Cycle{N: n, NewFrom: newR, OldFrom: oldR, Order: s.Order, Approval: s.Manually && n > 1}
-		c.NewTo = max(min(newR+surge, instance), newR)
-		c.OldTo = max(oldR-unavailable, 0)
+		tg := paced.CycleTargets(newR, oldR, instance, paced.Strategy{MaxSurge: surge, MaxUnavailable: unavailable})
+		c.NewTo, c.OldTo = tg.New, tg.Old
 		if !never { // once a cycle can never start, neither can the next
 			var ok bool
 			c.Start, c.Wait, ok = w.Earliest(t)

@@ -25,14 +25,14 @@ func appName(deployment string, now time.Time, taken func(string) bool) string {
 	}
 }
 
-// cycleTargets fixes a cycle's targets when it starts (BCS):
+// CycleTargets fixes a cycle's targets when it starts (BCS):
 //
 //	new = min(new + maxSurge, instance)   (never below new: a rollout does not shrink the new application)
 //	old = max(old − maxUnavailable, 0)
 //
 // These are batch sizes per cycle, not global bounds: old + new can exceed
 // instance + maxSurge while a cycle runs.
-func cycleTargets(newR, oldR, instance int32, s Strategy) Targets {
+func CycleTargets(newR, oldR, instance int32, s Strategy) Targets {
 	t := Targets{New: min(newR+s.MaxSurge, instance), Old: max(oldR-s.MaxUnavailable, 0)}
 	t.New = max(t.New, newR)
 	return t

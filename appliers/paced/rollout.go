@@ -83,7 +83,7 @@ func (p *planner) between(base App, hasBase bool, nw App) (Decision, bool) {
 		st.Promoted, st.PromotedFor = consumed+1, st.New
 	}
 	st.Cycle = next
-	st.Target = cycleTargets(nw.Replicas, oldR, s.Instance, s.Strategy)
+	st.Target = CycleTargets(nw.Replicas, oldR, s.Instance, s.Strategy)
 	st.CycleStart, st.PhaseStart = p.now, p.now
 	st.Phase = PhaseStarting
 	if s.Strategy.Order == DeleteFirst {
