@@ -187,11 +187,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	now := a.cfg.Now()
 	err = policies.Check(ctx, in.gates, policies.GateInput{
 		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: now, Objects: append(objs[:len(objs):len(objs)], bcsObjs...),
+		Idle: !pending && st.Phase != state.Progressing && st.PausedBy == nil,
 	})
 	var held *policies.Held
-	if errors.As(err, &held) && held.Gate == "window" && !pending && st.Phase != state.Progressing && st.PausedBy == nil {
-		err = nil // a closed window holds rollouts, not an app with nothing to roll
-	}
 	switch {
 	case errors.As(err, &held) && held.Gate == "pause":
 		if rollbackTo != nil && len(specs) > 0 {

@@ -48,6 +48,10 @@ type GateInput struct {
 	// Objects are the app's desired objects at this revision, namespaces
 	// already defaulted, as the applier would send them.
 	Objects []*unstructured.Unstructured
+	// Idle is true when the app has nothing to roll: the revision changes
+	// none of its objects and no rollout is in flight. A window holds
+	// rollouts, so it does not hold an idle app.
+	Idle bool
 }
 
 // Gate is one check that may hold a revision.

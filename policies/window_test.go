@@ -310,4 +310,7 @@ func TestWindowGate(t *testing.T) {
 	if err := g.Check(context.Background(), GateInput{App: "a", Now: saturday, Rollback: true}); err != nil {
 		t.Errorf("Check of a rollback = %v, want nil", err)
 	}
+	if err := g.Check(context.Background(), GateInput{App: "a", Now: saturday, Idle: true}); err != nil {
+		t.Errorf("Check of an idle app (nothing to roll) = %v, want nil", err)
+	}
 }
