@@ -64,8 +64,7 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 			continue
 		}
 		templates := templateHashes(objs)
-		cp := *st // stamp records change-causes; keep the stored state untouched
-		a.stamp(&cp, app.Name, snap.Revision, objs, templates)
+		stamp(st, app.Name, snap.Revision, objs, templates)
 		cs, err := a.applier.Diff(ctx, objs)
 		if err != nil {
 			if isTransient(err) {

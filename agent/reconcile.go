@@ -147,17 +147,17 @@ type appInput struct {
 // reconcileApp is the one place where the order of decisions for an app is
 // written down, highest priority first:
 //
-//  1. an invalid revision (manifest or gitpace.yaml error, a kind the server
-//     does not serve) is rejected whole;
-//     the previous revision stays in force;
+//  1. an invalid revision (manifest, BCS or gitpace.yaml error, a kind the
+//     server does not serve) is rejected whole; the previous revision stays
+//     in force;
 //  2. the gates, in policies.Gates order: signature, PAUSE (freezes
 //     in-flight Deployments), allow-lists, windows;
 //  3. a PAUSE that was lifted: unpause, then go on with the newest revision;
 //  4. nothing changed in git and no drift suspected: done;
 //  5. server-side dry run of every object; any error rejects the revision;
-//  6. apply what differs (Namespaces and CRDs first), then prune what git
-//     no longer holds, then record the revision (rollback if its templates
-//     match an earlier one).
+//  6. apply what differs (Namespaces and CRDs first), hand BCS deployments
+//     to the paced engine, then prune what git no longer holds, then record
+//     the revision (rollback if its templates match an earlier one).
 //
 // It returns an error only for transient failures (the API server is
 // unreachable), which the caller retries; bad input is recorded in the
@@ -225,7 +225,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		a.refreshPhase(ctx, st)
 		return a.save(ctx, st)
 	}
-	a.stamp(st, in.app.Name, in.rev, objs, templates)
+	causes := stamp(st, in.app.Name, in.rev, objs, templates)
 	diff, err := a.applier.Diff(ctx, objs)
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
@@ -241,6 +241,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
 	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...))
+	st.ChangeCauses = causes
 	return a.save(ctx, st)
 }
 
@@ -287,8 +288,9 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 }
 
 // stamp adds gitpace's labels, the app annotation and, on workloads, a
-// change-cause naming the commit that last changed their template.
-func (a *Agent) stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) {
+// change-cause naming the commit that last changed their template. It
+// returns the change-causes; the caller records them only once applied.
+func stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) map[string]string {
 	causes := map[string]string{}
 	for _, o := range objs {
 		labels := o.GetLabels()
@@ -313,7 +315,7 @@ func (a *Agent) stamp(st *state.App, app string, rev sources.Revision, objs []*u
 		}
 		o.SetAnnotations(ann)
 	}
-	st.ChangeCauses = causes
+	return causes
 }
 
 // reject records a revision that cannot be applied; the previous revision

@@ -230,3 +230,36 @@ func TestUnknownKindAndServerValidation(t *testing.T) {
 		f.repo.Commit("drop "+name, map[string]string{"apps/web/x.yaml": gittest.Delete, "apps/web/cm2.yaml": gittest.Delete})
 	}
 }
+
+// TestRejectedRevisionLeavesChangeCause: a rejected revision must not leave
+// its change-cause behind; after it, a revision restoring the applied
+// template keeps the commit that made that template.
+func TestRejectedRevisionLeavesChangeCause(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.repo.Commit("v1.1.0", map[string]string{"apps/web/deployment.yaml": seed(t, "test1-1-0.yaml")})
+	a := f.build(nil)
+	ctx := context.Background()
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.Commit("v1.1.1 with a bad Service", map[string]string{
+		"apps/web/deployment.yaml": seed(t, "test1-1-1.yaml"),
+		"apps/web/svc.yaml":        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  ports:\n  - port: 99999\n",
+	})
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.appState("web").Rejected == nil {
+		t.Fatal("the bad revision was not rejected")
+	}
+	f.repo.Commit("back to v1.1.0", map[string]string{
+		"apps/web/deployment.yaml": seed(t, "test1-1-0.yaml"),
+		"apps/web/svc.yaml":        gittest.Delete,
+	})
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cause := f.deployment("test").Annotations["kubernetes.io/change-cause"]; !strings.HasPrefix(cause, "gitpace "+c1[:7]) {
+		t.Errorf("change-cause = %q, want the commit that made the template (%s)", cause, c1[:7])
+	}
+}
