@@ -215,7 +215,6 @@ func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
 			return nil
 		case <-a.pacedCh:
 			// A BCS ReplicaSet changed (pods Ready or gone): step its rollout.
-			a.pokePaced()
 			if due := a.drivePaced(ctx); !due.IsZero() {
 				t.Reset(max(due.Sub(a.cfg.Now()), 0) + 10*time.Millisecond)
 			}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -48,9 +49,9 @@ func (a *Agent) followDeployments(ctx context.Context) {
 	// BCS applications: a ReplicaSet gitpace drives changed (pods Ready or
 	// gone), so its rollout may take its next step.
 	_, _ = factory.Apps().V1().ReplicaSets().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { a.signalPaced() },
-		UpdateFunc: func(_, _ any) { a.signalPaced() },
-		DeleteFunc: func(any) { a.signalPaced() },
+		AddFunc:    a.signalPaced,
+		UpdateFunc: func(_, n any) { a.signalPaced(n) },
+		DeleteFunc: a.signalPaced,
 	})
 	factory.Start(ctx.Done())
 	<-ctx.Done()
@@ -101,7 +102,29 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 	}
 }
 
-func (a *Agent) signalPaced() {
+// signalPaced makes the BCS deployment whose ReplicaSet changed due now
+// (pods Ready or gone) and wakes the loop; other deployments are not stepped.
+func (a *Agent) signalPaced(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	rs, ok := obj.(*appsv1.ReplicaSet)
+	if !ok {
+		return
+	}
+	name := rs.Labels[paced.LabelDeployment]
+	if name == "" {
+		return
+	}
+	a.mu.Lock()
+	it := a.paced[bcsRef(rs.Namespace, name).Key()]
+	if it != nil {
+		it.due = time.Time{}
+	}
+	a.mu.Unlock()
+	if it == nil {
+		return
+	}
 	select {
 	case a.pacedCh <- struct{}{}:
 	default:

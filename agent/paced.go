@@ -198,15 +198,6 @@ func (a *Agent) drivePaced(ctx context.Context) time.Time {
 	return next
 }
 
-// pokePaced makes every BCS rollout due now (a ReplicaSet it owns changed).
-func (a *Agent) pokePaced() {
-	a.mu.Lock()
-	for _, it := range a.paced {
-		it.due = time.Time{}
-	}
-	a.mu.Unlock()
-}
-
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
