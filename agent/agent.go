@@ -77,12 +77,8 @@ type Agent struct {
 	// deadlines names the ProgressDeadlineExceeded condition of each
 	// watched Deployment past its deadline (deadlineID).
 	deadlines map[string]string
-	// savedJSON/savedUpdated: what was last persisted per app, so a save
-	// that would change only the timestamp writes nothing.
-	savedJSON    map[string]string
-	savedUpdated map[string]time.Time
-	statusCh     chan string
-	pacedCh      chan struct{}
+	statusCh  chan string
+	pacedCh   chan struct{}
 	// onFailure is the newest revision's gitpace.yaml onFailure; failNotes
 	// and revertErrs are what handling failures remembers (failure.go).
 	// Loop goroutine only.
@@ -134,7 +130,6 @@ func New(cfg Config) (*Agent, error) {
 		engine:   &paced.Engine{Client: kube},
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
-		savedJSON: map[string]string{}, savedUpdated: map[string]time.Time{},
 		failNotes: map[string]failNote{}, revertErrs: map[string]string{},
 		statusCh: make(chan string, 1024),
 		pacedCh:  make(chan struct{}, 1),

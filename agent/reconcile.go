@@ -94,10 +94,8 @@ func (a *Agent) loadState(ctx context.Context) error {
 		return err
 	}
 	a.apps = apps
-	for name, st := range apps {
+	for _, st := range apps {
 		a.own(st)
-		b, _ := json.Marshal(st)
-		a.savedJSON[name], a.savedUpdated[name] = string(b), st.Updated
 	}
 	return nil
 }
@@ -386,22 +384,8 @@ func (a *Agent) appState(name string) *state.App {
 }
 
 func (a *Agent) save(ctx context.Context, st *state.App) error {
-	st.Updated = a.cfg.Now().UTC().Truncate(1e9)
-	if prev := a.savedJSON[st.Name]; prev != "" {
-		// Do not rewrite state when only the timestamp would change.
-		cp := *st
-		cp.Updated = a.savedUpdated[st.Name]
-		if b, _ := json.Marshal(&cp); string(b) == prev {
-			st.Updated = cp.Updated
-			return nil
-		}
-	}
-	if err := a.store.Save(ctx, st); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(st)
-	a.savedJSON[st.Name], a.savedUpdated[st.Name] = string(b), st.Updated
-	return nil
+	st.Updated = a.cfg.Now().UTC().Truncate(time.Second)
+	return a.store.Save(ctx, st) // writes only when more than Updated changed
 }
 
 // desiredObjects copies the app's objects, recording each one's file:line

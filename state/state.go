@@ -182,7 +182,22 @@ type Store struct {
 	Namespace string
 
 	mu      sync.Mutex
-	written map[string]string // ConfigMap name → last data written or read
+	written map[string]saved // ConfigMap name → what was last written or read
+}
+
+// saved is a stored state without its timestamp, and the timestamp.
+type saved struct {
+	body    string
+	updated time.Time
+}
+
+// unstamped is a's JSON without Updated: two states that differ only in
+// when they were saved are the same state.
+func unstamped(a *App) (string, error) {
+	cp := *a
+	cp.Updated = time.Time{}
+	b, err := json.Marshal(&cp)
+	return string(b), err
 }
 
 // NewStore returns a Store in namespace ns (DefaultNamespace when empty).
@@ -190,7 +205,7 @@ func NewStore(cs kubernetes.Interface, ns string) *Store {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	return &Store{cs: cs, Namespace: ns, written: map[string]string{}}
+	return &Store{cs: cs, Namespace: ns, written: map[string]saved{}}
 }
 
 // ConfigMapName is the state ConfigMap of app: readable and collision-free.
@@ -240,7 +255,8 @@ func (s *Store) List(ctx context.Context) (map[string]*App, error) {
 		if err := json.Unmarshal([]byte(cm.Data[dataKey]), &a); err != nil {
 			return nil, fmt.Errorf("ConfigMap %s/%s: %w", s.Namespace, cm.Name, err)
 		}
-		s.written[cm.Name] = cm.Data[dataKey]
+		body, _ := unstamped(&a)
+		s.written[cm.Name] = saved{body, a.Updated}
 		out[a.Name] = &a
 	}
 	return out, nil
@@ -262,18 +278,25 @@ func (s *Store) Get(ctx context.Context, app string) (*App, error) {
 	return &a, nil
 }
 
-// Save writes a's state when it differs from what was last read or written.
+// Save writes a's state when it differs from what was last read or written,
+// Updated aside: when nothing else changed it writes nothing and gives a
+// back the stored Updated.
 func (s *Store) Save(ctx context.Context, a *App) error {
-	b, err := json.Marshal(a)
+	body, err := unstamped(a)
 	if err != nil {
 		return err
 	}
 	name := ConfigMapName(a.Name)
 	s.mu.Lock()
-	same := s.written[name] == string(b)
+	prev, ok := s.written[name]
 	s.mu.Unlock()
-	if same {
+	if ok && prev.body == body {
+		a.Updated = prev.updated
 		return nil
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace,
@@ -289,7 +312,7 @@ func (s *Store) Save(ctx context.Context, a *App) error {
 		return fmt.Errorf("saving state of app %s (ConfigMap %s/%s): %w", a.Name, s.Namespace, name, err)
 	}
 	s.mu.Lock()
-	s.written[name] = string(b)
+	s.written[name] = saved{body, a.Updated}
 	s.mu.Unlock()
 	return nil
 }
