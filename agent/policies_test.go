@@ -12,8 +12,10 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"golang.org/x/crypto/ssh"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/state"
 )
@@ -94,9 +96,10 @@ func TestWindowHoldsAndFreezes(t *testing.T) {
 	f.eventually("rollout completed after the window", time.Minute, func() bool { return rolledOut(f.deployment("test"), imageV1) })
 }
 
-// TestSignedCommitsOnly: with a trusted key ring, a signed head applies; an
-// unsigned head is held (naming the committer) and the last verified
-// revision stays in force.
+// TestSignedCommitsOnly: with a trusted key file (an OpenPGP key and an SSH
+// key), a head signed by either applies; an unsigned head, or one signed by
+// an SSH key not in the file, is held (naming the committer, and the key) and
+// the last verified revision stays in force.
 func TestSignedCommitsOnly(t *testing.T) {
 	f := newFixture(t)
 	trusted, err := openpgp.NewEntity("Release Bot", "", "release@example.com", nil)
@@ -113,6 +116,8 @@ func TestSignedCommitsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
+	sshKey, stranger := gittest.NewSSHSigner(t), gittest.NewSSHSigner(t)
+	buf.WriteString("\n# release signing over SSH\nrelease@example.com " + sshKey.AuthorizedKey() + "\n")
 	if err := os.WriteFile(keyFile, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +151,31 @@ func TestSignedCommitsOnly(t *testing.T) {
 	if err != nil || got.Data["greeting"] != "hello" {
 		t.Errorf("ConfigMap = %v, %v; want the signed revision's", got.Data, err)
 	}
+
+	sshSigned := f.repo.CommitSignedWith("ssh-signed v3", map[string]string{"apps/web/cm.yaml": strings.Replace(cm, "hello", "bonjour", 1)}, sshKey)
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.appState("web"); st.Phase != state.Synced || st.Applied.Commit != sshSigned {
+		t.Fatalf("SSH-signed head: %s %q applied %s; want Synced at %s", st.Phase, st.Reason, st.Applied.Commit, sshSigned)
+	}
+	forged := f.repo.CommitSignedWith("stranger v4", map[string]string{"apps/web/cm.yaml": strings.Replace(cm, "hello", "evil", 1)}, stranger)
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fp := ssh.FingerprintSHA256(stranger.Signer.PublicKey())
+	if st := f.appState("web"); st.Phase != state.Held || !strings.Contains(st.Reason, forged[:7]) || !strings.Contains(st.Reason, "SSH key "+fp) || st.Applied.Commit != sshSigned {
+		t.Errorf("stranger's SSH-signed head: %s %q applied %s; want Held naming %s and key %s, %s in force", st.Phase, st.Reason, st.Applied.Commit, forged[:7], fp, sshSigned[:7])
+	}
+	got, err = f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "test-config", metav1.GetOptions{})
+	if err != nil || got.Data["greeting"] != "bonjour" {
+		t.Errorf("ConfigMap = %v, %v; want the SSH-signed revision's", got.Data, err)
+	}
 }
 
 // TestAllowListRefuses: an object outside gitpace.yaml's allow-list holds
-// the whole revision, naming the rule; nothing of it is applied.
+// the whole revision, naming the rule; nothing of it is applied; a later
+// compliant commit ends the hold.
 func TestAllowListRefuses(t *testing.T) {
 	f := newFixture(t)
 	policy := "apps:\n- match: web\n  namespaces: [\"" + f.ns + "\"]\n  kinds: [ConfigMap]\n"
@@ -165,5 +191,13 @@ func TestAllowListRefuses(t *testing.T) {
 	}
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "test-config", metav1.GetOptions{}); err == nil {
 		t.Error("the allowed ConfigMap of a refused revision was applied")
+	}
+	// A commit that obeys the rule ends the hold.
+	fixed := f.repo.Commit("drop the service", map[string]string{"apps/web/all.yaml": cm})
+	if err := a.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.appState("web"); st.Phase != state.Synced || st.Reason != "" || st.Applied == nil || st.Applied.Commit != fixed {
+		t.Errorf("after a compliant commit: %s %q applied %+v; want Synced at %s", st.Phase, st.Reason, st.Applied, fixed[:7])
 	}
 }

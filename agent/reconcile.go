@@ -208,6 +208,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return err
 	}
 	a.controlPaced(st.Name, false, "", in.app.Promote)
+	if st.Phase == state.Held && st.PausedBy == nil {
+		// Every gate passes now: a hold by signature or allow-list ends
+		// (window holds end through resume, below).
+		st.Phase, st.Reason = state.OutOfSync, ""
+	}
 	if st.PausedBy != nil {
 		if err := a.resume(ctx, st); err != nil {
 			return err
@@ -219,7 +224,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 			a.wakeAt(ws.NextChange)
 		}
 	}
-	if !pending && !in.force && st.Phase != state.Held {
+	if !pending && !in.force {
 		a.refreshPhase(ctx, st)
 		return a.save(ctx, st)
 	}

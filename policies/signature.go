@@ -12,20 +12,28 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/hiddeco/sshsig"
+	"golang.org/x/crypto/ssh"
 )
 
-// KeyRing holds the trusted OpenPGP public keys that may sign revisions.
+// KeyRing holds the trusted public keys that may sign revisions: OpenPGP
+// keys and SSH keys.
 type KeyRing struct {
 	entities openpgp.EntityList
-	// armored is every key in one armored block, the form Commit.Verify
-	// reads (it decodes only the first block of its input).
+	// armored is every OpenPGP key in one armored block, the form
+	// Commit.Verify reads (it decodes only the first block of its input).
 	armored string
+	ssh     []ssh.PublicKey
 }
 
-// LoadKeyRing reads a file of armored OpenPGP public keys, one or more
-// blocks ("gpg --export --armor KEYID... > trusted.asc", or several such
-// exports concatenated).
+// LoadKeyRing reads a file of trusted keys: armored OpenPGP public keys, one
+// or more blocks ("gpg --export --armor KEYID... > trusted.asc", or several
+// such exports concatenated), and SSH public keys, one per line outside the
+// armored blocks, in authorized_keys form ("ssh-ed25519 AAAA... comment") or
+// git's allowed_signers form ("jane@example.com ssh-ed25519 AAAA...").
+// Blank lines and lines starting with # are ignored.
 func LoadKeyRing(file string) (*KeyRing, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -34,17 +42,21 @@ func LoadKeyRing(file string) (*KeyRing, error) {
 	return ParseKeyRing(file, data)
 }
 
-// ParseKeyRing reads armored OpenPGP public keys from data; file names the
-// source in errors. Private key blocks are refused.
+// ParseKeyRing reads trusted keys from data in LoadKeyRing's format; file
+// names the source in errors, with the line of a bad SSH key. Private keys
+// are refused.
 func ParseKeyRing(file string, data []byte) (*KeyRing, error) {
+	kr := &KeyRing{}
 	var el openpgp.EntityList
-	for n, chunk := range armoredBlocks(data) {
+	blocks, sshLines := splitKeyFile(data)
+	for n, chunk := range blocks {
+		first, _, _ := strings.Cut(string(chunk), "\n")
+		if typ := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(first), "-----BEGIN "), "-----"); typ != openpgp.PublicKeyType {
+			return nil, fmt.Errorf("%s: armored block %d is a %q, want a %q (export with gpg --export --armor) or an SSH public key line", file, n+1, typ, openpgp.PublicKeyType)
+		}
 		block, err := armor.Decode(bytes.NewReader(chunk))
 		if err != nil {
 			return nil, fmt.Errorf("%s: armored block %d: %w", file, n+1, err)
-		}
-		if block.Type != openpgp.PublicKeyType {
-			return nil, fmt.Errorf("%s: armored block %d is a %q, want a %q (export with gpg --export --armor)", file, n+1, block.Type, openpgp.PublicKeyType)
 		}
 		keys, err := openpgp.ReadKeyRing(block.Body)
 		if err != nil {
@@ -52,57 +64,100 @@ func ParseKeyRing(file string, data []byte) (*KeyRing, error) {
 		}
 		el = append(el, keys...)
 	}
-	if len(el) == 0 {
-		return nil, fmt.Errorf("%s: no armored OpenPGP public key found", file)
-	}
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range el {
-		if err := e.Serialize(w); err != nil {
-			return nil, fmt.Errorf("%s: key %s: %w", file, e.PrimaryKey.KeyIdString(), err)
+	for _, l := range sshLines {
+		pub, err := parseSSHKeyLine(l.text)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, l.n, err)
 		}
+		kr.ssh = append(kr.ssh, pub)
 	}
-	if err := w.Close(); err != nil {
-		return nil, err
+	if len(el) == 0 && len(kr.ssh) == 0 {
+		return nil, fmt.Errorf("%s: no armored OpenPGP public key or SSH public key found", file)
 	}
-	return &KeyRing{entities: el, armored: buf.String()}, nil
+	if len(el) > 0 {
+		var buf bytes.Buffer
+		w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range el {
+			if err := e.Serialize(w); err != nil {
+				return nil, fmt.Errorf("%s: key %s: %w", file, e.PrimaryKey.KeyIdString(), err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		kr.entities, kr.armored = el, buf.String()
+	}
+	return kr, nil
 }
 
-// armoredBlocks splits data before each line that starts an armored block.
-// armor.Decode reads through a buffer, so it cannot be called twice on one
-// reader to get the blocks one after another.
-func armoredBlocks(data []byte) [][]byte {
-	const begin = "-----BEGIN "
-	var starts []int
-	for off := 0; off < len(data); {
-		if bytes.HasPrefix(data[off:], []byte(begin)) {
-			starts = append(starts, off)
-		}
-		nl := bytes.IndexByte(data[off:], '\n')
-		if nl < 0 {
-			break
-		}
-		off += nl + 1
-	}
-	blocks := make([][]byte, len(starts))
-	for i, start := range starts {
-		end := len(data)
-		if i+1 < len(starts) {
-			end = starts[i+1]
-		}
-		blocks[i] = data[start:end]
-	}
-	return blocks
+type keyLine struct {
+	n    int // 1-based line number
+	text string
 }
 
-// KeyIDs lists the long (16 hex digit) ids of the primary keys.
+// splitKeyFile returns the armored blocks of data (BEGIN to END line) and
+// its other lines that are neither blank nor comments. armor.Decode reads
+// through a buffer, so it cannot be called twice on one reader to get the
+// blocks one after another.
+func splitKeyFile(data []byte) (blocks [][]byte, other []keyLine) {
+	var block []byte
+	inBlock := false
+	for n, line := range strings.SplitAfter(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, "-----BEGIN "):
+			if inBlock { // an unterminated block: let armor.Decode say so
+				blocks = append(blocks, block)
+			}
+			block, inBlock = []byte(line), true
+		case inBlock:
+			block = append(block, line...)
+			if strings.HasPrefix(trimmed, "-----END ") {
+				blocks, inBlock = append(blocks, block), false
+			}
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		default:
+			other = append(other, keyLine{n + 1, trimmed})
+		}
+	}
+	if inBlock {
+		blocks = append(blocks, block)
+	}
+	return blocks, other
+}
+
+// parseSSHKeyLine reads one SSH public key in authorized_keys form, or in
+// allowed_signers form (principals, and options, before the key).
+func parseSSHKeyLine(line string) (ssh.PublicKey, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err == nil {
+		return pub, nil
+	}
+	// allowed_signers: "principals [options] keytype base64 [comment]".
+	fields := strings.Fields(line)
+	for i := 1; i < len(fields); i++ {
+		if pub, _, _, _, err2 := ssh.ParseAuthorizedKey([]byte(strings.Join(fields[i:], " "))); err2 == nil {
+			return pub, nil
+		}
+	}
+	if strings.Contains(line, "PRIVATE KEY") {
+		return nil, errors.New("a private key; give the public key (the .pub file)")
+	}
+	return nil, fmt.Errorf("not an SSH public key (authorized_keys or allowed_signers line): %w", err)
+}
+
+// KeyIDs lists the long (16 hex digit) ids of the OpenPGP primary keys,
+// then the SHA256 fingerprints of the SSH keys (as ssh-keygen -l prints).
 func (k *KeyRing) KeyIDs() []string {
-	ids := make([]string, len(k.entities))
-	for i, e := range k.entities {
-		ids[i] = e.PrimaryKey.KeyIdString()
+	ids := make([]string, 0, len(k.entities)+len(k.ssh))
+	for _, e := range k.entities {
+		ids = append(ids, e.PrimaryKey.KeyIdString())
+	}
+	for _, pub := range k.ssh {
+		ids = append(ids, ssh.FingerprintSHA256(pub))
 	}
 	return ids
 }
@@ -130,13 +185,15 @@ func (e *SignatureError) Error() string {
 // Unwrap returns the verifier's error.
 func (e *SignatureError) Unwrap() error { return e.Err }
 
-// VerifyCommit checks that c carries one OpenPGP signature that a key of kr
-// makes and that matches the commit's content. It returns the signing key's
-// id, or a *SignatureError naming the commit, its committer and (when there
-// is a signature) the key id. It uses go-git's Commit.Verify; no gpg
-// binary. SSH and X.509 signatures are reported as unsupported: go-git v5
-// verifies OpenPGP only. Key expiry and revocation are judged by go-crypto
-// against the wall clock.
+// VerifyCommit checks that c carries one signature that a key of kr makes
+// and that matches the commit's content. It returns the signing key's id (an
+// OpenPGP long key id, or an SSH key's SHA256 fingerprint), or a
+// *SignatureError naming the commit, its committer and (when there is a
+// signature) the key. OpenPGP signatures are checked with go-git's
+// Commit.Verify, SSH signatures (git's gpg.format=ssh, namespace "git") with
+// github.com/hiddeco/sshsig; no gpg or ssh-keygen binary. X.509 signatures
+// are reported as unsupported. OpenPGP key expiry and revocation are judged
+// by go-crypto against the wall clock.
 func VerifyCommit(c *object.Commit, kr *KeyRing) (keyID string, err error) {
 	fail := func(keyID, problem string, err error) (string, error) {
 		return "", &SignatureError{
@@ -145,7 +202,7 @@ func VerifyCommit(c *object.Commit, kr *KeyRing) (keyID string, err error) {
 			KeyID:     keyID, Problem: problem, Err: err,
 		}
 	}
-	if kr == nil || len(kr.entities) == 0 {
+	if kr == nil || (len(kr.entities) == 0 && len(kr.ssh) == 0) {
 		return fail("", "cannot be verified: no trusted keys", nil)
 	}
 	sig := strings.TrimSpace(c.PGPSignature)
@@ -153,9 +210,13 @@ func VerifyCommit(c *object.Commit, kr *KeyRing) (keyID string, err error) {
 	case sig == "":
 		return fail("", "is not signed", nil)
 	case strings.HasPrefix(sig, "-----BEGIN SSH SIGNATURE-----"):
-		return fail("", "is signed with an SSH key; gitpace verifies OpenPGP signatures only", nil)
+		return verifySSH(c, sig, kr, fail)
 	case strings.HasPrefix(sig, "-----BEGIN SIGNED MESSAGE-----"), strings.HasPrefix(sig, "-----BEGIN CERTIFICATE-----"):
-		return fail("", "is signed with X.509 (gpgsm); gitpace verifies OpenPGP signatures only", nil)
+		return fail("", "is signed with X.509 (gpgsm); gitpace verifies OpenPGP and SSH signatures only", nil)
+	}
+	if len(kr.entities) == 0 {
+		id, _ := issuerKeyID(sig)
+		return fail(id, fmt.Sprintf("is signed by OpenPGP key %s; the trusted keys are SSH keys only", id), nil)
 	}
 	keyID, err = issuerKeyID(sig)
 	if err != nil {
@@ -170,6 +231,45 @@ func VerifyCommit(c *object.Commit, kr *KeyRing) (keyID string, err error) {
 		default:
 			return fail(keyID, fmt.Sprintf("has a signature by key %s that does not verify (content changed after signing, or key expired or revoked)", keyID), err)
 		}
+	}
+	return keyID, nil
+}
+
+// sshNamespace is the namespace git signs commits in (ssh-keygen -Y sign -n git).
+const sshNamespace = "git"
+
+// verifySSH checks an SSH signature (PROTOCOL.sshsig) over the commit as git
+// signs it: the encoded commit without its gpgsig header.
+func verifySSH(c *object.Commit, armored string, kr *KeyRing, fail func(keyID, problem string, err error) (string, error)) (string, error) {
+	sig, err := sshsig.Unarmor([]byte(armored))
+	if err != nil {
+		return fail("", "has an unreadable SSH signature", err)
+	}
+	keyID := ssh.FingerprintSHA256(sig.PublicKey)
+	var trusted ssh.PublicKey
+	for _, pub := range kr.ssh {
+		if bytes.Equal(pub.Marshal(), sig.PublicKey.Marshal()) {
+			trusted = pub
+			break
+		}
+	}
+	if trusted == nil {
+		return fail(keyID, fmt.Sprintf("is signed by SSH key %s, which is not in the trusted keys", keyID), nil)
+	}
+	if sig.Namespace != sshNamespace {
+		return fail(keyID, fmt.Sprintf("has an SSH signature by key %s in namespace %q, not %q", keyID, sig.Namespace, sshNamespace), nil)
+	}
+	encoded := &plumbing.MemoryObject{}
+	if err := c.EncodeWithoutSignature(encoded); err != nil {
+		return fail(keyID, "cannot be encoded for verification", err)
+	}
+	r, err := encoded.Reader()
+	if err != nil {
+		return fail(keyID, "cannot be encoded for verification", err)
+	}
+	defer r.Close()
+	if err := sshsig.Verify(r, sig, trusted, sig.HashAlgorithm, sshNamespace); err != nil {
+		return fail(keyID, fmt.Sprintf("has a signature by SSH key %s that does not verify (content changed after signing)", keyID), err)
 	}
 	return keyID, nil
 }

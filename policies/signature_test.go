@@ -14,7 +14,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gitpace/gitpace/internal/gittest"
 )
 
 // keyTime is the creation time of test keys: fixed, and in the past of
@@ -29,19 +33,7 @@ func newTestKey(t *testing.T, name string) (*openpgp.Entity, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	buf.WriteString("\n")
-	return e, buf.Bytes()
+	return e, armoredOf(t, e)
 }
 
 // keyRingOf writes the entities' armored public keys, one block each, to a
@@ -50,13 +42,7 @@ func keyRingOf(t *testing.T, entities ...*openpgp.Entity) *KeyRing {
 	t.Helper()
 	var data []byte
 	for _, e := range entities {
-		var buf bytes.Buffer
-		w, _ := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-		if err := e.Serialize(w); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		data = append(append(data, buf.Bytes()...), '\n')
+		data = append(data, armoredOf(t, e)...)
 	}
 	file := filepath.Join(t.TempDir(), "trusted.asc")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
@@ -72,6 +58,18 @@ func keyRingOf(t *testing.T, entities ...*openpgp.Entity) *KeyRing {
 // commitIn makes a real commit in a repository under t.TempDir(), signed
 // with key unless it is nil, and reads it back.
 func commitIn(t *testing.T, key *openpgp.Entity) *object.Commit {
+	t.Helper()
+	return commitWith(t, git.CommitOptions{SignKey: key})
+}
+
+// sshSignedCommit is commitIn signed with an SSH key, as git with
+// gpg.format=ssh signs.
+func sshSignedCommit(t *testing.T, s *gittest.SSHSigner) *object.Commit {
+	t.Helper()
+	return commitWith(t, git.CommitOptions{Signer: s})
+}
+
+func commitWith(t *testing.T, opts git.CommitOptions) *object.Commit {
 	t.Helper()
 	dir := t.TempDir()
 	repo, err := git.PlainInit(dir, false)
@@ -89,7 +87,8 @@ func commitIn(t *testing.T, key *openpgp.Entity) *object.Commit {
 		t.Fatal(err)
 	}
 	who := &object.Signature{Name: "Jane Doe", Email: "jane@example.com", When: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
-	h, err := wt.Commit("add config\n", &git.CommitOptions{Author: who, Committer: who, SignKey: key})
+	opts.Author, opts.Committer = who, who
+	h, err := wt.Commit("add config\n", &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +114,22 @@ func TestVerifyCommit(t *testing.T) {
 	tampered := signedCommit(t, trusted)
 	tampered.Message = "add config, and something else\n"
 
-	ssh := commitIn(t, nil)
-	ssh.PGPSignature = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
+	sshTrusted, sshStranger := gittest.NewSSHSigner(t), gittest.NewSSHSigner(t)
+	sshRing, err := ParseKeyRing("allowed_signers", []byte("jane@example.com "+sshTrusted.AuthorizedKey()+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed, err := ParseKeyRing("trusted", append(armoredOf(t, trusted), sshTrusted.AuthorizedKey()+"\n"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshTampered := sshSignedCommit(t, sshTrusted)
+	sshTampered.Message = "add config, and something else\n"
+	otherNS := &gittest.SSHSigner{Signer: sshTrusted.Signer, Namespace: "file"}
+	garbled := commitIn(t, nil)
+	garbled.PGPSignature = "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
+	fpTrusted := ssh.FingerprintSHA256(sshTrusted.Signer.PublicKey())
+	fpStranger := ssh.FingerprintSHA256(sshStranger.Signer.PublicKey())
 
 	tests := []struct {
 		name      string
@@ -137,7 +150,18 @@ func TestVerifyCommit(t *testing.T) {
 			"tampered after signing", tampered, kr, trusted.PrimaryKey.KeyIdString(),
 			[]string{"has a signature by key " + trusted.PrimaryKey.KeyIdString() + " that does not verify"},
 		},
-		{"SSH signature", ssh, kr, "", []string{"is signed with an SSH key; gitpace verifies OpenPGP signatures only"}},
+		{"SSH: signed by a trusted key", sshSignedCommit(t, sshTrusted), sshRing, fpTrusted, nil},
+		{"SSH: trusted key in a file with OpenPGP keys", sshSignedCommit(t, sshTrusted), mixed, fpTrusted, nil},
+		{"OpenPGP in a file with SSH keys", signedCommit(t, trusted), mixed, trusted.PrimaryKey.KeyIdString(), nil},
+		{
+			"SSH: a key not in the ring", sshSignedCommit(t, sshStranger), mixed, fpStranger,
+			[]string{"is signed by SSH key " + fpStranger + ", which is not in the trusted keys"},
+		},
+		{"SSH: ring of OpenPGP keys only", sshSignedCommit(t, sshTrusted), kr, fpTrusted, []string{"is signed by SSH key " + fpTrusted + ", which is not in the trusted keys"}},
+		{"OpenPGP: ring of SSH keys only", signedCommit(t, trusted), sshRing, trusted.PrimaryKey.KeyIdString(), []string{"the trusted keys are SSH keys only"}},
+		{"SSH: tampered after signing", sshTampered, sshRing, fpTrusted, []string{"has a signature by SSH key " + fpTrusted + " that does not verify"}},
+		{"SSH: signed for another namespace", sshSignedCommit(t, otherNS), sshRing, fpTrusted, []string{`in namespace "file", not "git"`}},
+		{"SSH: unreadable signature", garbled, sshRing, "", []string{"has an unreadable SSH signature"}},
 		{"no key ring", signedCommit(t, trusted), nil, "", []string{"cannot be verified: no trusted keys"}},
 	}
 	for _, tt := range tests {
@@ -166,6 +190,52 @@ func TestVerifyCommit(t *testing.T) {
 	}
 }
 
+// armoredOf is e's armored public key block.
+func armoredOf(t *testing.T, e *openpgp.Entity) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return append(buf.Bytes(), '\n')
+}
+
+func TestParseKeyRingSSH(t *testing.T) {
+	a, _ := newTestKey(t, "A")
+	s1, s2 := gittest.NewSSHSigner(t), gittest.NewSSHSigner(t)
+	file := "# OpenPGP, then SSH in both forms\n" + string(armoredOf(t, a)) +
+		"\n" + s1.AuthorizedKey() + " jane@laptop\n" +
+		`jane@example.com,ops@example.com namespaces="git" ` + s2.AuthorizedKey() + "\n"
+	kr, err := ParseKeyRing("trusted", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{a.PrimaryKey.KeyIdString(), ssh.FingerprintSHA256(s1.Signer.PublicKey()), ssh.FingerprintSHA256(s2.Signer.PublicKey())}
+	if got := kr.KeyIDs(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("KeyIDs = %v, want %v", got, want)
+	}
+	errTests := []struct{ name, data, want string }{
+		{"not a key", "# keys\n" + s1.AuthorizedKey() + "\nhello world\n", "trusted:3: not an SSH public key"},
+		{"private key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n", `armored block 1 is a "OPENSSH PRIVATE KEY"`},
+		{"only comments", "# nothing\n\n", "trusted: no armored OpenPGP public key or SSH public key found"},
+	}
+	for _, tt := range errTests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseKeyRing("trusted", []byte(tt.data))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseKeyRing = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseKeyRing(t *testing.T) {
 	a, armoredA := newTestKey(t, "A")
 	b, armoredB := newTestKey(t, "B")
@@ -188,7 +258,7 @@ func TestParseKeyRing(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"empty", nil, "trusted.asc: no armored OpenPGP public key found"},
+		{"empty", nil, "trusted.asc: no armored OpenPGP public key or SSH public key found"},
 		{"private key", private.Bytes(), `trusted.asc: armored block 1 is a "PGP PRIVATE KEY BLOCK", want a "PGP PUBLIC KEY BLOCK"`},
 		{"private after public", append(armoredA, private.Bytes()...), "trusted.asc: armored block 2 is a"},
 	}
@@ -230,5 +300,40 @@ func TestSignatureGate(t *testing.T) {
 	off := &SignatureGate{}
 	if err := off.Check(context.Background(), GateInput{Commit: "whatever"}); err != nil {
 		t.Errorf("Check without key ring = %v, want nil", err)
+	}
+}
+
+// TestVerifyCommitMadeByGit verifies a commit that git 2.39 signed with
+// ssh-keygen (gpg.format=ssh; `git verify-commit` said Good "git"
+// signature), stored raw in testdata/ssh-git with its public key, so the
+// payload gitpace verifies is proven to be the one git signs.
+func TestVerifyCommitMadeByGit(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "ssh-git", "commit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(raw []byte) *object.Commit {
+		obj := &plumbing.MemoryObject{}
+		obj.SetType(plumbing.CommitObject)
+		if _, err := obj.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		c := &object.Commit{}
+		if err := c.Decode(obj); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	kr, err := LoadKeyRing(filepath.Join("testdata", "ssh-git", "key.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID, err := VerifyCommit(decode(raw), kr)
+	if err != nil || keyID != "SHA256:kwoVZXegArWl33/mtbsim0Q9XoYEclrTw2FGGVpR52U" {
+		t.Fatalf("VerifyCommit = %q, %v; want the key's fingerprint as ssh-keygen prints it", keyID, err)
+	}
+	forged := decode(bytes.Replace(raw, []byte("add config"), []byte("add secrets"), 1))
+	if _, err := VerifyCommit(forged, kr); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("VerifyCommit(changed message) = %v, want a signature that does not verify", err)
 	}
 }

@@ -64,7 +64,7 @@ With --once it reconciles once and exits 0 when in sync, 1 on error.`,
 	fs.StringVar(&o.listen, "listen", ":9090", "address for /metrics, /healthz and POST /hooks/git (\"\" disables)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "structured log format: text or json (logs go to stderr)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of armored OpenPGP public keys: apply only revisions whose head commit one of them signed")
+	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of trusted keys (armored OpenPGP public keys; SSH public keys one per line): apply only revisions whose head commit one of them signed")
 	fs.DurationVar(&o.bcsStart, "bcs-start-timeout", paced.DefaultStartTimeout, "BCS rollouts: a cycle's start phase (new pods becoming Ready) running longer suspends the rollout (UpdateSuspend, app Failed)")
 	fs.DurationVar(&o.bcsDelete, "bcs-delete-timeout", paced.DefaultDeleteTimeout, "BCS rollouts: a cycle's delete phase (old pods going away) running longer suspends the rollout")
 	return cmd

@@ -3,9 +3,13 @@
 package gittest
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +18,8 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/hiddeco/sshsig"
+	"golang.org/x/crypto/ssh"
 )
 
 // Delete, as a file's content in Commit, removes the file.
@@ -51,10 +57,10 @@ func Signature() *object.Signature {
 // returning the commit hash.
 func (r *Repo) Commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	return r.commit(msg, files, nil)
+	return r.commit(msg, files, git.CommitOptions{})
 }
 
-func (r *Repo) commit(msg string, files map[string]string, key *openpgp.Entity) string {
+func (r *Repo) commit(msg string, files map[string]string, opts git.CommitOptions) string {
 	r.t.Helper()
 	wt, err := r.Repo.Worktree()
 	if err != nil {
@@ -83,7 +89,8 @@ func (r *Repo) commit(msg string, files map[string]string, key *openpgp.Entity) 
 			r.t.Fatal(err)
 		}
 	}
-	h, err := wt.Commit(msg, &git.CommitOptions{Author: Signature(), AllowEmptyCommits: true, SignKey: key})
+	opts.Author, opts.AllowEmptyCommits = Signature(), true
+	h, err := wt.Commit(msg, &opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -103,5 +110,51 @@ func (r *Repo) Head() string {
 // CommitSigned is Commit with an OpenPGP signature by key.
 func (r *Repo) CommitSigned(msg string, files map[string]string, key *openpgp.Entity) string {
 	r.t.Helper()
-	return r.commit(msg, files, key)
+	return r.commit(msg, files, git.CommitOptions{SignKey: key})
+}
+
+// CommitSignedWith is Commit signed by signer, e.g. an SSHSigner.
+func (r *Repo) CommitSignedWith(msg string, files map[string]string, signer git.Signer) string {
+	r.t.Helper()
+	return r.commit(msg, files, git.CommitOptions{Signer: signer})
+}
+
+// SSHSigner signs git objects as git does with gpg.format=ssh (ssh-keygen
+// -Y sign -n git, SHA-512), with its own Ed25519 key.
+type SSHSigner struct {
+	Signer ssh.Signer
+	// Namespace defaults to "git"; tests set another to forge a bad one.
+	Namespace string
+}
+
+// NewSSHSigner makes an SSHSigner with a fresh Ed25519 key.
+func NewSSHSigner(t testing.TB) *SSHSigner {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &SSHSigner{Signer: s}
+}
+
+// AuthorizedKey is the public key as one authorized_keys line.
+func (s *SSHSigner) AuthorizedKey() string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.Signer.PublicKey())))
+}
+
+// Sign implements git.Signer: an armored SSH signature of message.
+func (s *SSHSigner) Sign(message io.Reader) ([]byte, error) {
+	ns := s.Namespace
+	if ns == "" {
+		ns = "git"
+	}
+	sig, err := sshsig.Sign(message, s.Signer, sshsig.HashSHA512, ns)
+	if err != nil {
+		return nil, err
+	}
+	return sshsig.Armor(sig), nil
 }
