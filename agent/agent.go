@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -87,6 +88,8 @@ type Agent struct {
 	revertErrs map[string]string
 
 	trigger chan struct{}
+	// following is true while followDeployments watches (Run).
+	following atomic.Bool
 }
 
 // New checks cfg and connects the clients; it makes no request.
@@ -152,6 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.cfg.Source.Watch(ctx, a.Trigger); err != nil {
 		a.cfg.Log.Warn("watching the local repository failed; polling only", "err", err)
 	}
+	a.following.Store(true)
 	go a.followDeployments(ctx)
 	backoff := time.Duration(0)
 	for {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,8 +40,13 @@ func BenchmarkReconcile200Apps(b *testing.B) {
 		}
 		rc := testenv.Config(b)
 		var requests atomic.Int64
+		kinds := &requestKinds{n: map[string]int{}}
 		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-			return roundTripFunc(func(r *http.Request) (*http.Response, error) { requests.Add(1); return rt.RoundTrip(r) })
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				requests.Add(1)
+				kinds.add(r)
+				return rt.RoundTrip(r)
+			})
 		})
 		rc.QPS, rc.Burst = 200, 400
 		a, err := agent.New(agent.Config{Source: src, Rest: rc, StateNamespace: stateNS, DefaultNamespace: ns,
@@ -48,7 +56,9 @@ func BenchmarkReconcile200Apps(b *testing.B) {
 		}
 		peak := &peakHeap{}
 		stop := peak.sample()
-		ctx := context.Background()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		a.Follow(ctx) // as Run does: the watch informs refreshPhase
 
 		b.ResetTimer()
 		start := time.Now()
@@ -57,6 +67,7 @@ func BenchmarkReconcile200Apps(b *testing.B) {
 		}
 		cold := time.Since(start)
 		coldReq := requests.Swap(0)
+		coldKinds := kinds.take()
 
 		start = time.Now()
 		if err := a.ReconcileOnce(ctx); err != nil {
@@ -74,6 +85,7 @@ func BenchmarkReconcile200Apps(b *testing.B) {
 		b.ReportMetric(float64(peak.max.Load())/(1<<20), "peak-heap-MiB")
 		fmt.Printf("gitpace bench: %d apps (%d objects): cold reconcile %s with %d API requests; idle reconcile %s with %d API requests; peak heap %.1f MiB\n",
 			apps, apps*3, cold.Round(10*time.Millisecond), coldReq, idle.Round(10*time.Microsecond), idleReq, float64(peak.max.Load())/(1<<20))
+		fmt.Printf("gitpace bench: cold requests by kind: %s\n", coldKinds)
 	}
 }
 
@@ -141,4 +153,58 @@ func (p *peakHeap) sample() (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// requestKinds counts API requests by method, resource and dry run, e.g.
+// "PATCH deployments (dry run)".
+type requestKinds struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (k *requestKinds) add(r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	resource := "?"
+	// /api/v1/namespaces/NS/RESOURCE[/NAME] or /apis/G/V/namespaces/NS/RESOURCE[/NAME]
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "namespaces" && i+2 < len(parts) {
+			resource = parts[i+2]
+			break
+		}
+	}
+	if resource == "?" && len(parts) > 0 {
+		resource = parts[len(parts)-1]
+		if len(parts) >= 4 && parts[len(parts)-2] == "namespaces" {
+			resource = "namespaces"
+		}
+	}
+	key := r.Method + " " + resource
+	if r.URL.Query().Has("dryRun") {
+		key += " (dry run)"
+	}
+	k.mu.Lock()
+	k.n[key]++
+	k.mu.Unlock()
+}
+
+// take returns the counts, largest first, and starts afresh.
+func (k *requestKinds) take() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	keys := make([]string, 0, len(k.n))
+	for key := range k.n {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if k.n[keys[i]] != k.n[keys[j]] {
+			return k.n[keys[i]] > k.n[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	out := make([]string, len(keys))
+	for i, key := range keys {
+		out[i] = fmt.Sprintf("%s %d", key, k.n[key])
+	}
+	k.n = map[string]int{}
+	return strings.Join(out, ", ")
 }

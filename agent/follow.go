@@ -26,6 +26,7 @@ func (a *Agent) followDeployments(ctx context.Context) {
 			o.LabelSelector = appliers.ManagedByLabel + "=" + appliers.ManagedByValue
 		}))
 	inf := factory.Apps().V1().Deployments().Informer()
+	defer a.following.Store(false)
 	handle := func(obj any) {
 		d, ok := obj.(*appsv1.Deployment)
 		if !ok {
@@ -152,6 +153,27 @@ func (a *Agent) cachedRollout(ref appliers.ObjectRef) (appliers.DeploymentRollou
 		return r, false
 	}
 	return r, ok
+}
+
+// seedRollout caches a Deployment's rollout from the object an apply (or
+// the diff's read) returned, unless the watch already has that generation
+// or a newer one: refreshPhase then needs no read of its own. The watch
+// replaces it with every later change.
+func (a *Agent) seedRollout(c appliers.Change) {
+	if !a.following.Load() || c.Object == nil || c.Ref.Group != "apps" || c.Ref.Kind != "Deployment" {
+		// Without the watch nothing would replace the seeded status, and
+		// refreshPhase must read the Deployment each time.
+		return
+	}
+	r, err := appliers.DeploymentStatus(c.Object)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if prev, ok := a.rollouts[c.Ref.Key()]; !ok || prev.Generation < r.Generation {
+		a.rollouts[c.Ref.Key()] = r
+	}
 }
 
 // own records which app each inventory object belongs to, for the watch.

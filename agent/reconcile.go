@@ -255,6 +255,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	for _, c := range cs {
 		a.cfg.Metrics.object(c.Action)
 		a.expect(c.Ref, c.Generation)
+		a.seedRollout(c)
 	}
 	newRevision := hash != st.ContentHash
 	st.Rejected = nil

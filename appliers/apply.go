@@ -187,7 +187,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	}
 	nl, nd := Normalize(live), Normalize(dry)
 	if equalObjects(nl, nd) {
-		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion()}, nil
+		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion(), Object: live}, nil
 	}
 	return Change{Ref: ref, Action: Configured, Diff: UnifiedDiff(ref, nl, nd)}, nil
 }
@@ -226,7 +226,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		if err != nil {
 			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
 		}
-		c.Generation, c.ResourceVersion = res.GetGeneration(), res.GetResourceVersion()
+		c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
 		out = append(out, c)
 		if o.GetKind() == "CustomResourceDefinition" {
 			crds = append(crds, o.GetName())

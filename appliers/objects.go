@@ -90,6 +90,9 @@ type Change struct {
 	// Generation (or, for kinds without one, resourceVersion) after apply.
 	Generation      int64  `json:"generation,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
+	// Object is the object as the server returned it from the apply (or,
+	// for Unchanged, as read live), so that callers need not read it again.
+	Object *unstructured.Unstructured `json:"-"`
 }
 
 // ChangeSet is the outcome for a whole app.

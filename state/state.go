@@ -304,9 +304,23 @@ func (s *Store) Save(ctx context.Context, a *App) error {
 			Annotations: map[string]string{appliers.AppAnnotation: a.Name}},
 		Data: map[string]string{dataKey: string(b)},
 	}
-	_, err = s.cs.CoreV1().ConfigMaps(s.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: appliers.FieldManager})
-	if apierrors.IsNotFound(err) {
-		_, err = s.cs.CoreV1().ConfigMaps(s.Namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: appliers.FieldManager})
+	// A state this store has neither read nor written is most likely new
+	// (the agent lists every state at start): create it, one request.
+	cms := s.cs.CoreV1().ConfigMaps(s.Namespace)
+	update := func() error {
+		_, err := cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: appliers.FieldManager})
+		return err
+	}
+	create := func() error {
+		_, err := cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: appliers.FieldManager})
+		return err
+	}
+	if ok {
+		if err = update(); apierrors.IsNotFound(err) {
+			err = create()
+		}
+	} else if err = create(); apierrors.IsAlreadyExists(err) {
+		err = update()
 	}
 	if err != nil {
 		return fmt.Errorf("saving state of app %s (ConfigMap %s/%s): %w", a.Name, s.Namespace, name, err)
