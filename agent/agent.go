@@ -123,9 +123,13 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	store := state.NewStore(kube, cfg.StateNamespace)
+	// Objects in a Namespace the same revision creates are dry-run in the
+	// state namespace, which exists once the agent has started.
+	ap.StandInNamespace = store.Namespace
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
-		store:    state.NewStore(kube, cfg.StateNamespace),
+		store:    store,
 		dirty:    map[string]bool{},
 		expected: map[string]int64{},
 		owned:    map[string]string{},

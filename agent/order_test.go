@@ -65,3 +65,55 @@ spec:
 		return st != nil && st.Rejected == nil && st.Phase == "Synced"
 	})
 }
+
+// TestInvalidObjectInNewNamespace: a revision creating a Namespace and, in
+// it, a ConfigMap and an invalid Service is rejected before anything is
+// applied (the objects are dry-run in the state namespace, standing in for
+// the one that does not exist yet): no Namespace, no ConfigMap, an error
+// naming the file. The fixed revision then applies whole.
+func TestInvalidObjectInNewNamespace(t *testing.T) {
+	f := newFixture(t)
+	newNS := "fresh-" + strings.TrimPrefix(f.ns, "testinvalidobjectinnewnamespace-")
+	t.Cleanup(func() {
+		_ = testenv.Client(t).CoreV1().Namespaces().Delete(context.Background(), newNS, metav1.DeleteOptions{})
+	})
+	svc := func(port int) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: %s\nspec:\n  selector: {app: web}\n  ports:\n  - port: %d\n", newNS, port)
+	}
+	bad := f.repo.Commit("new namespace, bad service", map[string]string{
+		"apps/platform/ns.yaml":  "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + newNS + "\n",
+		"apps/platform/cm.yaml":  fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n  namespace: %s\ndata:\n  a: b\n", newNS),
+		"apps/platform/svc.yaml": svc(99999),
+	})
+	f.build(nil)
+	ctx := context.Background()
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatalf("bad input must not be a transient error: %v", err)
+	}
+	st := f.appState("platform")
+	if st.Rejected == nil || st.Rejected.Revision.Commit != bad || !strings.Contains(st.Rejected.Error, "apps/platform/svc.yaml") ||
+		!strings.Contains(st.Rejected.Error, "Service/"+newNS+"/web") || !strings.Contains(st.Rejected.Error, "99999") {
+		t.Fatalf("rejection = %+v; want one naming apps/platform/svc.yaml, the Service and the bad port", st.Rejected)
+	}
+	if _, err := f.kube.CoreV1().Namespaces().Get(ctx, newNS, metav1.GetOptions{}); err == nil {
+		t.Error("the Namespace of the rejected revision was created")
+	}
+	if _, err := f.kube.CoreV1().Services(f.stateNS).Get(ctx, "web", metav1.GetOptions{}); err == nil {
+		t.Error("the dry run left a Service in the state namespace")
+	}
+
+	fixed := f.repo.Commit("fix the port", map[string]string{"apps/platform/svc.yaml": svc(8080)})
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st = f.appState("platform")
+	if st.Rejected != nil || st.Applied == nil || st.Applied.Commit != fixed {
+		t.Fatalf("fixed revision: %+v", st)
+	}
+	if _, err := f.kube.CoreV1().Services(newNS).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Errorf("Service of the fixed revision: %v", err)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(newNS).Get(ctx, "inside", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap of the fixed revision: %v", err)
+	}
+}

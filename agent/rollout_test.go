@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -103,16 +104,28 @@ func TestPauseMarkerFreezesRollout(t *testing.T) {
 	if rolledOut(d, imageV1) {
 		t.Fatal("rollout finished before the pause could freeze it; the test needs slower pods")
 	}
-	frozen := d.Status.UpdatedReplicas
-	// Wait until the controller has seen the pause and the in-flight new pods
-	// are Ready: an unpaused controller would now scale the new ReplicaSet up.
+	// What the controller decided for the new ReplicaSet (its spec; the
+	// status may still be catching up with it).
+	newRS := func() appsv1.ReplicaSet {
+		for _, rs := range f.replicaSets("app=test") {
+			if rs.Spec.Template.Spec.Containers[0].Image == imageV1 {
+				return rs
+			}
+		}
+		t.Fatal("no ReplicaSet of v1.1.1")
+		return appsv1.ReplicaSet{}
+	}
+	frozen := *newRS().Spec.Replicas
+	// Wait until the in-flight new pods are Ready and the controller has
+	// synced the Deployment since (its status counts them Ready): an
+	// unpaused controller would now scale the new ReplicaSet up.
 	f.eventually("in-flight pods Ready under pause", time.Minute, func() bool {
-		d := f.deployment("test")
-		return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == frozen &&
-			d.Status.ReadyReplicas == d.Status.Replicas
+		d, rs := f.deployment("test"), newRS()
+		return d.Status.ObservedGeneration >= d.Generation && rs.Status.Replicas == *rs.Spec.Replicas &&
+			rs.Status.ReadyReplicas == *rs.Spec.Replicas && d.Status.ReadyReplicas == d.Status.Replicas
 	})
-	if d := f.deployment("test"); d.Status.UpdatedReplicas != frozen || rolledOut(d, imageV1) {
-		t.Fatalf("rollout moved while paused: updated %d -> %d", frozen, d.Status.UpdatedReplicas)
+	if d, rs := f.deployment("test"), newRS(); *rs.Spec.Replicas != frozen || rolledOut(d, imageV1) {
+		t.Fatalf("rollout moved while paused: new ReplicaSet %d -> %d replicas", frozen, *rs.Spec.Replicas)
 	}
 	if st := f.appState("web"); !strings.Contains(st.Reason, "hold for review") {
 		t.Errorf("status reason %q lacks the PAUSE text", st.Reason)

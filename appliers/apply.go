@@ -31,6 +31,10 @@ type Applier struct {
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 	// DefaultNamespace is given to namespaced objects that name none.
 	DefaultNamespace string
+	// StandInNamespace, when set, is an existing namespace (gitpace's state
+	// namespace) in which objects whose namespace the same revision creates
+	// are dry-run, so that they are validated before anything is applied.
+	StandInNamespace string
 
 	mu sync.Mutex
 }
@@ -138,8 +142,8 @@ func order(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 // Diff dry-runs a server-side apply of every object and compares the result
 // with the live object, normalized so that server defaults, status and
 // managed fields never count. It writes nothing. Objects whose namespace does
-// not exist yet but is created by objs are reported as Created without a
-// server dry run (they are validated when applied).
+// not exist yet but is created by objs are dry-run in StandInNamespace
+// (diffStandIn).
 func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (ChangeSet, error) {
 	newNS := map[string]bool{}
 	for _, o := range objs {
@@ -175,7 +179,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	}
 	if live == nil && ref.Namespace != "" && newNS[ref.Namespace] {
 		if _, err := a.dyn.Resource(nsGVR).Get(ctx, ref.Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}, nil
+			return a.diffStandIn(ctx, o)
 		}
 	}
 	dry, err := a.patch(ctx, ri, o, true)
@@ -190,6 +194,43 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion(), Object: live}, nil
 	}
 	return Change{Ref: ref, Action: Configured, Diff: UnifiedDiff(ref, nl, nd)}, nil
+}
+
+// diffStandIn reports an object whose namespace the same revision creates.
+// The namespace does not exist yet, so the object is dry-run in
+// StandInNamespace instead: schema and admission errors reject the revision
+// before anything of it is applied. It falls back to no server check (the
+// object is then validated when applied, right after its Namespace) when
+// there is no stand-in namespace or it holds an object of the same name,
+// which the dry run would merge into.
+func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured) (Change, error) {
+	ref := RefOf(o)
+	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}
+	if a.StandInNamespace == "" {
+		return created, nil
+	}
+	proxy := o.DeepCopy()
+	proxy.SetNamespace(a.StandInNamespace)
+	ri, _, err := a.resource(RefOf(proxy))
+	if err != nil {
+		return Change{}, err
+	}
+	switch _, err := ri.Get(ctx, ref.Name, metav1.GetOptions{}); {
+	case err == nil:
+		return created, nil // a namesake in the stand-in namespace
+	case !apierrors.IsNotFound(err):
+		return Change{}, err
+	}
+	dry, err := a.patch(ctx, ri, proxy, true)
+	switch {
+	case err == nil:
+		dry.SetNamespace(ref.Namespace)
+		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, Normalize(dry))}, nil
+	case apierrors.IsNotFound(err):
+		return created, nil // the stand-in namespace itself is missing
+	default:
+		return Change{}, fmt.Errorf("server dry run (in namespace %s, standing in for %s, which this revision creates): %w", a.StandInNamespace, ref.Namespace, err)
+	}
 }
 
 // Apply server-side-applies the objects whose entry in diff is not
