@@ -8,3 +8,6 @@ func (a *Agent) Follow(ctx context.Context) {
 	a.following.Store(true)
 	go a.followDeployments(ctx)
 }
+
+// MarkDirty marks app for a drift check, as the Deployment watch does.
+func (a *Agent) MarkDirty(app string) { a.markDirty(app) }

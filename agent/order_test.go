@@ -7,11 +7,15 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/state"
 )
 
 // TestNamespaceAndCRDFirst: one revision holding a Namespace, a CRD and
@@ -115,5 +119,134 @@ func TestInvalidObjectInNewNamespace(t *testing.T) {
 	}
 	if _, err := f.kube.CoreV1().ConfigMaps(newNS).Get(ctx, "inside", metav1.GetOptions{}); err != nil {
 		t.Errorf("ConfigMap of the fixed revision: %v", err)
+	}
+}
+
+// TestRefusedAtApplyUndone: an object that passes the dry run but is refused
+// when applied (here by a ValidatingAdmissionPolicy that lets dry runs
+// through) rejects the revision, and what the attempt had applied before it
+// is undone: the changed ConfigMap has its previous data again, the new one
+// is deleted. The agent does not retry at every pass; the next commit
+// applies.
+func TestRefusedAtApplyUndone(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cmYAML := func(name, value string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  v: %q\n", name, value)
+	}
+	good := f.repo.Commit("v1", map[string]string{"apps/web/a-keep.yaml": cmYAML("keep", "1")})
+	f.build(nil)
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	refuseOutsideDryRun(t, f.ns, "explode")
+	refused := f.repo.Commit("v2 with an object the policy refuses", map[string]string{
+		"apps/web/a-keep.yaml":    cmYAML("keep", "2"),
+		"apps/web/b-fresh.yaml":   cmYAML("fresh", "new"),
+		"apps/web/c-explode.yaml": cmYAML("explode", "boom"),
+	})
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatalf("a refusal is not a transient error: %v", err)
+	}
+	st := f.appState("web")
+	if st.Rejected == nil || st.Rejected.Revision.Commit != refused || !st.Rejected.AtApply ||
+		!strings.Contains(st.Rejected.Error, "apps/web/c-explode.yaml") || !strings.Contains(st.Rejected.Error, "refused outside dry run") ||
+		!strings.Contains(st.Rejected.Error, "undid the 2 change(s)") {
+		t.Fatalf("rejection = %+v; want the refused file, the policy's message and 2 changes undone", st.Rejected)
+	}
+	if st.Applied.Commit != good || st.Phase != state.Failed {
+		t.Errorf("applied %s phase %s; want %s in force, Failed", st.Applied.Commit, st.Phase, good)
+	}
+	keep, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "keep", metav1.GetOptions{})
+	if err != nil || keep.Data["v"] != "1" {
+		t.Errorf("keep = %v, %v; want its previous data v=1 restored", keep.Data, err)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "fresh", metav1.GetOptions{}); err == nil {
+		t.Error("the ConfigMap the refused revision created is still there")
+	}
+
+	// Another pass with nothing new neither writes nor undoes again.
+	before := keep.ResourceVersion
+	f.agent.MarkDirty("web")
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keep, _ := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "keep", metav1.GetOptions{}); keep.ResourceVersion != before {
+		t.Errorf("a drift pass retried the refused revision: keep resourceVersion %s -> %s", before, keep.ResourceVersion)
+	}
+
+	fixed := f.repo.Commit("v3 without it", map[string]string{"apps/web/c-explode.yaml": gittest.Delete})
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.appState("web"); st.Rejected != nil || st.Applied.Commit != fixed {
+		t.Fatalf("after the fix: rejected %+v applied %s", st.Rejected, st.Applied.Commit)
+	}
+	if keep, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "keep", metav1.GetOptions{}); err != nil || keep.Data["v"] != "2" {
+		t.Errorf("keep = %v, %v; want v=2", keep.Data, err)
+	}
+}
+
+// refuseOutsideDryRun installs a ValidatingAdmissionPolicy that refuses
+// ConfigMaps named name in namespace ns unless the request is a dry run, and
+// waits until the API server enforces it.
+func refuseOutsideDryRun(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	cs := testenv.Client(t)
+	fail := admissionregistrationv1.Fail
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-refuse"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: fmt.Sprintf("request.dryRun || object.metadata.name != %q", name),
+				Message:    name + " refused outside dry run",
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-refuse"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns},
+			}},
+		},
+	}
+	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+		_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
+	})
+	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The API server loads policies asynchronously: probe until a real
+	// create is refused.
+	deadline := time.Now().Add(time.Minute)
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	for {
+		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, probe, metav1.CreateOptions{})
+		if err != nil && strings.Contains(err.Error(), "refused outside dry run") {
+			return
+		}
+		if err == nil {
+			_ = cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, metav1.DeleteOptions{})
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("policy not enforced after a minute (last: %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -112,7 +112,7 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 	for i := range apps {
 		app := &apps[i]
 		seen[app.Name] = true
-		in := appInput{app: app, rev: snap.Revision, cfg: cfg, cfgErr: cfgErr, gates: gates, force: full || dirty[app.Name]}
+		in := appInput{app: app, rev: snap.Revision, cfg: cfg, cfgErr: cfgErr, gates: gates, force: full || dirty[app.Name], full: full}
 		if err := a.reconcileApp(ctx, in); err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
 		}
@@ -140,6 +140,7 @@ type appInput struct {
 	cfgErr error
 	gates  []policies.Gate
 	force  bool // diff against the cluster even if git did not change
+	full   bool // a full resync (or window edge), not only a drift mark
 }
 
 // reconcileApp is the one place where the order of decisions for an app is
@@ -228,6 +229,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		a.refreshPhase(ctx, st)
 		return a.save(ctx, st)
 	}
+	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.full {
+		// Refused at apply and undone: trying again at every pass would
+		// write and undo each time. Wait for new content or a resync.
+		return a.save(ctx, st)
+	}
 	causes := stamp(st, in.app.Name, in.rev, objs, templates)
 	diff, err := a.applier.Diff(ctx, objs)
 	if err != nil {
@@ -235,7 +241,10 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	applied, err := a.applier.Apply(ctx, objs, diff)
 	if err != nil {
-		return a.rejectOrRetry(ctx, st, in.rev, err)
+		if isTransient(err) {
+			return err // the retry applies the whole revision
+		}
+		return a.refusedAtApply(ctx, st, in.rev, hash, applied, err)
 	}
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(refs(objs), pacedRefs(specs)...)
@@ -333,6 +342,107 @@ func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision,
 	st.Rejected = &state.Rejection{Revision: rev, Error: msg}
 	st.Phase, st.Reason = state.Failed, fmt.Sprintf("revision %s rejected: %s", rev.Short(), msg)
 	return a.save(ctx, st)
+}
+
+// refusedAtApply handles an object the server refused when applied after
+// the whole revision passed the dry run (an admission webhook or policy, a
+// quota). What the attempt applied is undone, so that the previous
+// revision stays in force: objects it created are deleted, objects it
+// changed get the previous revision's version again (read from git). The
+// revision is then rejected like one that failed the dry run.
+func (a *Agent) refusedAtApply(ctx context.Context, st *state.App, rev sources.Revision, hash string, applied appliers.ChangeSet, refusal error) error {
+	for _, c := range applied {
+		a.expect(c.Ref, c.Generation) // our own writes, not drift
+	}
+	undone, undoErr := a.undo(ctx, st, applied)
+	msg := refusal.Error()
+	if undone > 0 {
+		msg += fmt.Sprintf("; undid the %d change(s) already applied", undone)
+	}
+	if undoErr != nil {
+		a.cfg.Log.Error("undoing a partly applied revision", "app", st.Name, "commit", rev.Short(), "err", undoErr)
+		msg += "; undoing the changes already applied failed: " + undoErr.Error()
+	}
+	if err := a.reject(ctx, st, rev, errors.New(msg)); err != nil {
+		return err
+	}
+	st.Rejected.AtApply, st.Rejected.ContentHash = true, hash
+	return a.save(ctx, st)
+}
+
+// undo reverts the changes of a partly applied revision; see refusedAtApply.
+func (a *Agent) undo(ctx context.Context, st *state.App, applied appliers.ChangeSet) (int, error) {
+	inForce := map[string]bool{}
+	for _, ref := range st.Inventory {
+		inForce[ref.Key()] = true
+	}
+	var created []appliers.ObjectRef
+	changed := map[string]bool{}
+	for _, c := range applied {
+		switch {
+		case c.Action == appliers.Created && !inForce[c.Ref.Key()]:
+			created = append(created, c.Ref)
+		case c.Action == appliers.Created || c.Action == appliers.Configured:
+			changed[c.Ref.Key()] = true
+		}
+	}
+	n := 0
+	if len(changed) > 0 {
+		if st.Applied == nil {
+			return n, fmt.Errorf("%d object(s) changed, and no earlier revision to restore them from", len(changed))
+		}
+		prev, err := a.previousObjects(ctx, st)
+		if err != nil {
+			return n, err
+		}
+		var restore []*unstructured.Unstructured
+		for _, o := range prev {
+			if changed[appliers.RefOf(o).Key()] {
+				restore = append(restore, o)
+			}
+		}
+		cs, err := a.applier.Apply(ctx, restore, nil)
+		for _, c := range cs {
+			a.expect(c.Ref, c.Generation)
+			a.seedRollout(c)
+		}
+		n += len(cs)
+		if err != nil {
+			return n, fmt.Errorf("restoring revision %s: %w", st.Applied.Short(), err)
+		}
+	}
+	if len(created) > 0 {
+		cs, err := a.applier.Delete(ctx, created)
+		n += len(cs)
+		if err != nil {
+			return n, fmt.Errorf("deleting objects the refused revision created: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// previousObjects reads the app's objects at the revision in force, as they
+// were applied (defaulted namespaces, gitpace's labels and annotations).
+func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstructured.Unstructured, error) {
+	snap, err := a.cfg.Source.SnapshotAt(ctx, st.Applied.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("reading revision %s: %w", st.Applied.Short(), err)
+	}
+	for _, app := range manifest.Load(snap) {
+		if app.Name != st.Name {
+			continue
+		}
+		if app.Err != nil {
+			return nil, fmt.Errorf("revision %s: %w", st.Applied.Short(), app.Err)
+		}
+		objs := desiredObjects(&app)
+		if err := a.applier.Prepare(objs); err != nil {
+			return nil, err
+		}
+		stamp(st, st.Name, *st.Applied, objs, templateHashes(objs))
+		return objs, nil
+	}
+	return nil, fmt.Errorf("revision %s has no app %s", st.Applied.Short(), st.Name)
 }
 
 // rejectOrRetry rejects the revision for errors in the input, and returns

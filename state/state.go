@@ -131,6 +131,12 @@ func (a *App) AddRevert(r Revert) {
 type Rejection struct {
 	Revision sources.Revision `json:"revision"`
 	Error    string           `json:"error"`
+	// AtApply: the server refused an object when applied, after a clean
+	// dry run (an admission webhook or policy, a quota); what the attempt
+	// had applied was undone. ContentHash identifies the refused content:
+	// it is tried again only at a full resync or when it changes.
+	AtApply     bool   `json:"atApply,omitempty"`
+	ContentHash string `json:"contentHash,omitempty"`
 }
 
 // Entry is one revision of an app that gitpace applied.
