@@ -63,17 +63,19 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 	r := appliers.TypedDeploymentStatus(d)
 	key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
 	a.mu.Lock()
-	app, mine := a.owned[key]
-	if !mine {
-		a.mu.Unlock()
-		return // another agent's, or not applied by this one yet
-	}
 	prev, seen := a.rollouts[key]
+	// Cached even before the app owns it (the apply is still returning):
+	// this is the newest status, which a seeded one must not hide.
 	a.rollouts[key] = r
 	if id, ok := deadlineID(d); ok {
 		a.deadlines[key] = id
 	} else {
 		delete(a.deadlines, key)
+	}
+	app, mine := a.owned[key]
+	if !mine {
+		a.mu.Unlock()
+		return // another agent's, or not applied by this one yet
 	}
 	exp, known := a.expected[key]
 	drift := known && d.Generation > exp && !(seen && prev.Generation == d.Generation)

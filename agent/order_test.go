@@ -175,6 +175,9 @@ func TestRefusedAtApplyUndone(t *testing.T) {
 	if keep, _ := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "keep", metav1.GetOptions{}); keep.ResourceVersion != before {
 		t.Errorf("a drift pass retried the refused revision: keep resourceVersion %s -> %s", before, keep.ResourceVersion)
 	}
+	if st := f.appState("web"); st.Phase != state.Failed || !strings.Contains(st.Reason, "rejected") {
+		t.Errorf("after a drift pass: %s %q; want still Failed with the rejection", st.Phase, st.Reason)
+	}
 
 	fixed := f.repo.Commit("v3 without it", map[string]string{"apps/web/c-explode.yaml": gittest.Delete})
 	if err := f.agent.ReconcileOnce(ctx); err != nil {

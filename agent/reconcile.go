@@ -232,6 +232,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.full {
 		// Refused at apply and undone: trying again at every pass would
 		// write and undo each time. Wait for new content or a resync.
+		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
 	}
 	causes := stamp(st, in.app.Name, in.rev, objs, templates)
@@ -334,14 +335,21 @@ func stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured
 // reject records a revision that cannot be applied; the previous revision
 // stays in force.
 func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
-	msg := err.Error()
-	if st.Rejected == nil || st.Rejected.Revision.Commit != rev.Commit || st.Rejected.Error != msg {
-		a.printf("app %s: revision %s rejected, %s stays in force: %s", st.Name, rev.Short(), appliedShort(st), msg)
-		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", rev.Short(), "err", msg)
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: err.Error()})
+}
+
+func (a *Agent) rejectAs(ctx context.Context, st *state.App, r state.Rejection) error {
+	if st.Rejected == nil || st.Rejected.Revision.Commit != r.Revision.Commit || st.Rejected.Error != r.Error {
+		a.printf("app %s: revision %s rejected, %s stays in force: %s", st.Name, r.Revision.Short(), appliedShort(st), r.Error)
+		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", r.Revision.Short(), "err", r.Error)
 	}
-	st.Rejected = &state.Rejection{Revision: rev, Error: msg}
-	st.Phase, st.Reason = state.Failed, fmt.Sprintf("revision %s rejected: %s", rev.Short(), msg)
+	st.Rejected = &r
+	st.Phase, st.Reason = state.Failed, rejectedReason(&r)
 	return a.save(ctx, st)
+}
+
+func rejectedReason(r *state.Rejection) string {
+	return fmt.Sprintf("revision %s rejected: %s", r.Revision.Short(), r.Error)
 }
 
 // refusedAtApply handles an object the server refused when applied after
@@ -361,64 +369,75 @@ func (a *Agent) refusedAtApply(ctx context.Context, st *state.App, rev sources.R
 	}
 	if undoErr != nil {
 		a.cfg.Log.Error("undoing a partly applied revision", "app", st.Name, "commit", rev.Short(), "err", undoErr)
-		msg += "; undoing the changes already applied failed: " + undoErr.Error()
+		msg += "; could not undo everything: " + undoErr.Error()
 	}
-	if err := a.reject(ctx, st, rev, errors.New(msg)); err != nil {
-		return err
-	}
-	st.Rejected.AtApply, st.Rejected.ContentHash = true, hash
-	return a.save(ctx, st)
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: msg, AtApply: true, ContentHash: hash})
 }
 
 // undo reverts the changes of a partly applied revision; see refusedAtApply.
+// It returns how many changes it undid and, joined, everything it could not.
 func (a *Agent) undo(ctx context.Context, st *state.App, applied appliers.ChangeSet) (int, error) {
 	inForce := map[string]bool{}
 	for _, ref := range st.Inventory {
 		inForce[ref.Key()] = true
 	}
 	var created []appliers.ObjectRef
-	changed := map[string]bool{}
+	changed := map[string]appliers.ObjectRef{}
 	for _, c := range applied {
 		switch {
 		case c.Action == appliers.Created && !inForce[c.Ref.Key()]:
 			created = append(created, c.Ref)
 		case c.Action == appliers.Created || c.Action == appliers.Configured:
-			changed[c.Ref.Key()] = true
+			changed[c.Ref.Key()] = c.Ref
 		}
 	}
 	n := 0
-	if len(changed) > 0 {
-		if st.Applied == nil {
-			return n, fmt.Errorf("%d object(s) changed, and no earlier revision to restore them from", len(changed))
-		}
-		prev, err := a.previousObjects(ctx, st)
-		if err != nil {
-			return n, err
-		}
-		var restore []*unstructured.Unstructured
-		for _, o := range prev {
-			if changed[appliers.RefOf(o).Key()] {
-				restore = append(restore, o)
-			}
-		}
-		cs, err := a.applier.Apply(ctx, restore, nil)
-		for _, c := range cs {
-			a.expect(c.Ref, c.Generation)
-			a.seedRollout(c)
-		}
-		n += len(cs)
-		if err != nil {
-			return n, fmt.Errorf("restoring revision %s: %w", st.Applied.Short(), err)
-		}
-	}
+	var errs []error
 	if len(created) > 0 {
 		cs, err := a.applier.Delete(ctx, created)
 		n += len(cs)
 		if err != nil {
-			return n, fmt.Errorf("deleting objects the refused revision created: %w", err)
+			errs = append(errs, fmt.Errorf("deleting what the refused revision created: %w", err))
 		}
 	}
-	return n, nil
+	if len(changed) > 0 {
+		restored, err := a.restore(ctx, st, changed)
+		n += restored
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// restore applies the revision in force's version of the changed objects;
+// objects it does not hold (adopted ones) are named in the error.
+func (a *Agent) restore(ctx context.Context, st *state.App, changed map[string]appliers.ObjectRef) (int, error) {
+	if st.Applied == nil {
+		return 0, fmt.Errorf("no earlier revision to restore %d changed object(s) from", len(changed))
+	}
+	prev, err := a.previousObjects(ctx, st)
+	if err != nil {
+		return 0, err
+	}
+	var restore []*unstructured.Unstructured
+	for _, o := range prev {
+		if _, ok := changed[appliers.RefOf(o).Key()]; ok {
+			restore = append(restore, o)
+			delete(changed, appliers.RefOf(o).Key())
+		}
+	}
+	var errs []error
+	for _, key := range sortedKeys(changed) {
+		errs = append(errs, fmt.Errorf("%s was changed and revision %s does not hold it", changed[key], st.Applied.Short()))
+	}
+	cs, err := a.applier.Apply(ctx, restore, nil)
+	for _, c := range cs {
+		a.expect(c.Ref, c.Generation)
+		a.seedRollout(c)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("restoring revision %s: %w", st.Applied.Short(), err))
+	}
+	return len(cs), errors.Join(errs...)
 }
 
 // previousObjects reads the app's objects at the revision in force, as they

@@ -44,7 +44,10 @@ func TestSeedRolloutThroughGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, minReady := pw.Extremes()
-	maxPods, maxRaw := pw.Intended()
+	maxPods, maxRaw, err := pw.Intended()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("max pods %d (%d counting pods of scaled-down ReplicaSets not yet deleted), min ready %d", maxPods, maxRaw, minReady)
 	if maxPods > 4 || minReady < 2 {
 		t.Errorf("bounds broken: max pods %d (limit 4), min ready %d (floor 2)", maxPods, minReady)

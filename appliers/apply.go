@@ -198,11 +198,11 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 
 // diffStandIn reports an object whose namespace the same revision creates.
 // The namespace does not exist yet, so the object is dry-run in
-// StandInNamespace instead: schema and admission errors reject the revision
-// before anything of it is applied. It falls back to no server check (the
-// object is then validated when applied, right after its Namespace) when
-// there is no stand-in namespace or it holds an object of the same name,
-// which the dry run would merge into.
+// StandInNamespace instead: schema errors (Invalid, BadRequest) reject the
+// revision before anything of it is applied. Anything else is left to the
+// apply in the real namespace (which follows its Namespace): refusals that
+// depend on the namespace, no stand-in namespace, or an object of the same
+// name in it, which the dry run would merge into.
 func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured) (Change, error) {
 	ref := RefOf(o)
 	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}
@@ -215,21 +215,19 @@ func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured)
 	if err != nil {
 		return Change{}, err
 	}
-	switch _, err := ri.Get(ctx, ref.Name, metav1.GetOptions{}); {
-	case err == nil:
-		return created, nil // a namesake in the stand-in namespace
-	case !apierrors.IsNotFound(err):
-		return Change{}, err
+	if _, err := ri.Get(ctx, ref.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		return created, nil // a namesake there, or no answer: check at apply
 	}
-	dry, err := a.patch(ctx, ri, proxy, true)
-	switch {
-	case err == nil:
-		dry.SetNamespace(ref.Namespace)
-		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, Normalize(dry))}, nil
-	case apierrors.IsNotFound(err):
-		return created, nil // the stand-in namespace itself is missing
-	default:
+	// The diff shows the object as sent: defaults the stand-in namespace
+	// would add (LimitRanges) are not the real namespace's.
+	switch _, err := a.patch(ctx, ri, proxy, true); {
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		// Schema errors are the same in any namespace. Refusals that depend
+		// on the namespace (RBAC, quotas, admission selecting namespaces)
+		// are left to the apply, in the real one.
 		return Change{}, fmt.Errorf("server dry run (in namespace %s, standing in for %s, which this revision creates): %w", a.StandInNamespace, ref.Namespace, err)
+	default:
+		return created, nil
 	}
 }
 

@@ -3,6 +3,7 @@ package policies
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -129,24 +130,137 @@ func splitKeyFile(data []byte) (blocks [][]byte, other []keyLine) {
 	return blocks, other
 }
 
-// parseSSHKeyLine reads one SSH public key in authorized_keys form, or in
-// allowed_signers form (principals, and options, before the key).
+// parseSSHKeyLine reads one SSH public key line: "keytype base64
+// [comment]", optionally after options (authorized_keys form) or after
+// principals and options (git's allowed_signers form, "principals [options]
+// keytype base64 [comment]"). The only option honoured is namespaces=, which
+// must allow "git"; any other option (cert-authority, valid-after,
+// valid-before, ...) is an error, since gitpace would not enforce it, and
+// so are certificates.
 func parseSSHKeyLine(line string) (ssh.PublicKey, error) {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-	if err == nil {
-		return pub, nil
-	}
-	// allowed_signers: "principals [options] keytype base64 [comment]".
-	fields := strings.Fields(line)
-	for i := 1; i < len(fields); i++ {
-		if pub, _, _, _, err2 := ssh.ParseAuthorizedKey([]byte(strings.Join(fields[i:], " "))); err2 == nil {
-			return pub, nil
-		}
-	}
 	if strings.Contains(line, "PRIVATE KEY") {
 		return nil, errors.New("a private key; give the public key (the .pub file)")
 	}
-	return nil, fmt.Errorf("not an SSH public key (authorized_keys or allowed_signers line): %w", err)
+	tokens := splitQuoted(line)
+	at := -1
+	for i, tok := range tokens {
+		if strings.HasSuffix(tok, "-cert-v01@openssh.com") {
+			return nil, fmt.Errorf("%s: SSH certificates are not supported; list the signing keys themselves", tok)
+		}
+		if sshKeyTypes[tok] {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return nil, errors.New("not an SSH public key line (no key type such as ssh-ed25519 found)")
+	}
+	pub, err := ssh.ParsePublicKey(mustBase64(tokens, at+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s key: %w", tokens[at], err)
+	}
+	var options []string
+	switch at {
+	case 0: // a bare key
+	case 1: // options (authorized_keys) or principals (allowed_signers)
+		if looksLikeOptions(tokens[0]) {
+			options = splitOptions(tokens[0])
+		}
+	case 2: // principals, options
+		options = splitOptions(tokens[1])
+	default:
+		return nil, fmt.Errorf("unexpected %q before the key", strings.Join(tokens[2:at], " "))
+	}
+	for _, opt := range options {
+		name, value, _ := strings.Cut(opt, "=")
+		switch strings.ToLower(name) {
+		case "namespaces":
+			allowed := false
+			for _, ns := range strings.Split(strings.Trim(value, `"`), ",") {
+				allowed = allowed || ns == sshNamespace || ns == "*"
+			}
+			if !allowed {
+				return nil, fmt.Errorf("option %s does not allow namespace %q, in which git signs commits", opt, sshNamespace)
+			}
+		default:
+			return nil, fmt.Errorf("option %s is not enforced by gitpace; remove it, or the key", opt)
+		}
+	}
+	return pub, nil
+}
+
+// sshKeyTypes are the public key algorithms of SSH signing keys.
+var sshKeyTypes = map[string]bool{
+	ssh.KeyAlgoED25519: true, ssh.KeyAlgoRSA: true, ssh.KeyAlgoECDSA256: true, ssh.KeyAlgoECDSA384: true,
+	ssh.KeyAlgoECDSA521: true, ssh.KeyAlgoSKED25519: true, ssh.KeyAlgoSKECDSA256: true,
+}
+
+// mustBase64 decodes tokens[i], or returns nil (which ParsePublicKey refuses).
+func mustBase64(tokens []string, i int) []byte {
+	if i >= len(tokens) {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(tokens[i])
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// looksLikeOptions tells an authorized_keys options field from an
+// allowed_signers principals field (e-mail addresses or patterns).
+func looksLikeOptions(tok string) bool {
+	for _, opt := range splitOptions(tok) {
+		name, _, _ := strings.Cut(opt, "=")
+		switch strings.ToLower(name) {
+		case "namespaces", "cert-authority", "valid-after", "valid-before", "command", "from", "restrict",
+			"no-pty", "no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding", "no-user-rc",
+			"permitopen", "permitlisten", "environment", "principals", "tunnel", "expiry-time", "no-touch-required", "verify-required":
+			return true
+		}
+	}
+	return false
+}
+
+// splitQuoted splits s at spaces outside double quotes.
+func splitQuoted(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted := false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+			cur.WriteRune(r)
+		case (r == ' ' || r == '\t') && !quoted:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// splitOptions splits a comma-separated option list outside double quotes.
+func splitOptions(s string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case r == ',' && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
 }
 
 // KeyIDs lists the long (16 hex digit) ids of the OpenPGP primary keys,

@@ -3,7 +3,11 @@ package policies
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha512"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gitpace/gitpace/internal/gittest"
@@ -221,8 +226,24 @@ func TestParseKeyRingSSH(t *testing.T) {
 	if got := kr.KeyIDs(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("KeyIDs = %v, want %v", got, want)
 	}
+	key := s1.AuthorizedKey()
+	for _, ok := range []string{
+		`namespaces="git" ` + key,
+		`jane@example.com namespaces="file,git" ` + key,
+		`*@example.com namespaces="*" ` + key + " comment",
+	} {
+		if _, err := ParseKeyRing("trusted", []byte(ok+"\n")); err != nil {
+			t.Errorf("ParseKeyRing(%q) = %v, want it accepted", ok, err)
+		}
+	}
 	errTests := []struct{ name, data, want string }{
 		{"not a key", "# keys\n" + s1.AuthorizedKey() + "\nhello world\n", "trusted:3: not an SSH public key"},
+		{"namespace without git", `jane@example.com namespaces="file" ` + key + "\n", `trusted:1: option namespaces="file" does not allow namespace "git"`},
+		{"valid-before", `jane@example.com valid-before="20200101" ` + key + "\n", `option valid-before="20200101" is not enforced by gitpace`},
+		{"cert-authority", `jane@example.com cert-authority ` + key + "\n", "option cert-authority is not enforced by gitpace"},
+		{"options as authorized_keys", `cert-authority,namespaces="git" ` + key + "\n", "option cert-authority is not enforced"},
+		{"certificate", "jane@example.com ssh-ed25519-cert-v01@openssh.com AAAA\n", "SSH certificates are not supported"},
+		{"bad base64", "ssh-ed25519 !!!\n", "ssh-ed25519 key:"},
 		{"private key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbg==\n-----END OPENSSH PRIVATE KEY-----\n", `armored block 1 is a "OPENSSH PRIVATE KEY"`},
 		{"only comments", "# nothing\n\n", "trusted: no armored OpenPGP public key or SSH public key found"},
 	}
@@ -335,5 +356,53 @@ func TestVerifyCommitMadeByGit(t *testing.T) {
 	forged := decode(bytes.Replace(raw, []byte("add config"), []byte("add secrets"), 1))
 	if _, err := VerifyCommit(forged, kr); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("VerifyCommit(changed message) = %v, want a signature that does not verify", err)
+	}
+}
+
+// sha1Signer signs git objects with an SSH key through its plain Sign,
+// which for RSA is ssh-rsa (SHA-1), as old clients did; sshsig.Sign itself
+// refuses to. It builds the PROTOCOL.sshsig blob by hand.
+type sha1Signer struct{ ssh.Signer }
+
+func (s sha1Signer) Sign(message io.Reader) ([]byte, error) {
+	h := sha512.New()
+	if _, err := io.Copy(h, message); err != nil {
+		return nil, err
+	}
+	signed := append([]byte("SSHSIG"), ssh.Marshal(struct {
+		Namespace, Reserved, Hash string
+		Digest                    []byte
+	}{"git", "", "sha512", h.Sum(nil)})...)
+	sig, err := s.Signer.Sign(rand.Reader, signed)
+	if err != nil {
+		return nil, err
+	}
+	return sshsig.Armor(&sshsig.Signature{Version: 1, PublicKey: s.PublicKey(), Namespace: "git", HashAlgorithm: sshsig.HashSHA512, Signature: sig}), nil
+}
+
+// TestSSHRSASHA1Refused: an SSH signature made with RSA and SHA-1 (ssh-rsa)
+// is refused, as OpenSSH refuses it; the same key signing with SHA-2
+// verifies.
+func TestSSHRSASHA1Refused(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := ParseKeyRing("trusted", ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyCommit(sshSignedCommit(t, &gittest.SSHSigner{Signer: signer}), kr); err != nil {
+		t.Fatalf("RSA with SHA-2: %v", err)
+	}
+	c := commitWith(t, git.CommitOptions{Signer: sha1Signer{signer}})
+	_, err = VerifyCommit(c, kr)
+	// sshsig refuses the format when reading the signature, as OpenSSH does.
+	if err == nil || !strings.Contains(err.Error(), `invalid signature format "ssh-rsa"`) {
+		t.Fatalf("RSA with SHA-1: %v, want it refused", err)
 	}
 }

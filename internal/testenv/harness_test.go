@@ -92,7 +92,10 @@ func TestSeedRollingUpdateBounds(t *testing.T) {
 	}
 	d := waitRolledOut(t, cs, ns)
 	_, minReady := pw.Extremes()
-	maxTotal, maxRaw := pw.Intended()
+	maxTotal, maxRaw, err := pw.Intended()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("observed %d pod events: max pods %d (%d counting pods of scaled-down ReplicaSets not yet deleted), min ready %d", pw.Events, maxTotal, maxRaw, minReady)
 	if maxTotal > 3+1 {
 		t.Errorf("total pods reached %d, above replicas+maxSurge = 4", maxTotal)

@@ -25,8 +25,9 @@ import (
 // exceed it for a moment when the ReplicaSet controller has not yet deleted a
 // pod of a ReplicaSet already scaled down; Kubernetes documents this ("you
 // might notice that there are more Pods than expected during a rollout").
-// Either watch lagging the other only lowers the sum: a new pod exists only
-// after its ReplicaSet grew, and that only after the old one shrank.
+// The pod watch lagging only lowers the sum (a new pod exists only after its
+// ReplicaSet grew, and that only after the old one shrank); pods of a
+// ReplicaSet the other watch has not seen yet count in full.
 type PodWatch struct {
 	mu           sync.Mutex
 	pods         map[string]*corev1.Pod
@@ -78,7 +79,7 @@ func watchPods(t testing.TB, cs kubernetes.Interface, ns, selector string, withR
 		pw.rsDone = make(chan struct{})
 		// Started once the pods are loaded, so that no count is recorded
 		// from an empty pod map.
-		defer func() { go pw.rsLoop(rw) }()
+		defer func() { go pw.rsLoop(ctx, rw) }()
 	}
 	list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
@@ -113,7 +114,7 @@ func (pw *PodWatch) loop(w watch.Interface) {
 	})
 }
 
-func (pw *PodWatch) rsLoop(w watch.Interface) {
+func (pw *PodWatch) rsLoop(ctx context.Context, w watch.Interface) {
 	defer close(pw.rsDone)
 	drain(pw, w, func(rs *appsv1.ReplicaSet, deleted bool) {
 		if deleted {
@@ -122,6 +123,14 @@ func (pw *PodWatch) rsLoop(w watch.Interface) {
 			pw.rsSpec[rs.UID] = specReplicas(rs)
 		}
 	})
+	if ctx.Err() == nil {
+		// Ended before Stop: later counts would miss ReplicaSets.
+		pw.mu.Lock()
+		if pw.err == nil {
+			pw.err = fmt.Errorf("ReplicaSet watch ended early")
+		}
+		pw.mu.Unlock()
+	}
 }
 
 // drain applies every event of w for objects of type T under pw.mu, records
@@ -186,7 +195,8 @@ func (pw *PodWatch) counts() (total, ready int) {
 }
 
 // intended is the sum over ReplicaSets of min(live pods, spec.replicas), plus
-// live pods no watched ReplicaSet owns; callers hold mu.
+// the live pods of no ReplicaSet, or of one the watch has not seen yet;
+// callers hold mu.
 func (pw *PodWatch) intended() int {
 	live := map[types.UID]int{}
 	n := 0
@@ -199,12 +209,13 @@ func (pw *PodWatch) intended() int {
 			n++
 			continue
 		}
-		// Pods of a ReplicaSet the watch has not seen yet count once it has.
 		live[owner.UID]++
 	}
 	for uid, c := range live {
 		if spec, ok := pw.rsSpec[uid]; ok {
 			n += min(c, int(spec))
+		} else {
+			n += c // a ReplicaSet the watch has not seen yet: count them all
 		}
 	}
 	return n
@@ -240,11 +251,12 @@ func (pw *PodWatch) Until(ctx context.Context, what string, cond func([]corev1.P
 }
 
 // Intended returns MaxIntended (WatchDeploymentPods only) and the largest raw
-// pod count.
-func (pw *PodWatch) Intended() (maxIntended, maxRaw int) {
+// pod count; err says a watch ended early or failed, so that the counts
+// are incomplete.
+func (pw *PodWatch) Intended() (maxIntended, maxRaw int, err error) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	return pw.MaxIntended, pw.MaxTotal
+	return pw.MaxIntended, pw.MaxTotal, pw.err
 }
 
 // Extremes returns the largest total and smallest ready count seen.

@@ -31,13 +31,13 @@ func TestIntendedExcludesPodsAwaitingDeletion(t *testing.T) {
 	if pw.MaxIntended != 5 {
 		t.Fatalf("an over-scaled rollout counted %d, want 5", pw.MaxIntended)
 	}
-	// A pod of a ReplicaSet the watch has not seen counts from when it is seen.
-	pw = &PodWatch{pods: map[string]*corev1.Pod{"x": pod("x", "unseen")}, rsSpec: map[types.UID]int32{}}
-	if n := pw.intended(); n != 0 {
-		t.Fatalf("unseen ReplicaSet counted %d", n)
+	// Pods of a ReplicaSet the watch has not seen yet count in full.
+	pw = &PodWatch{pods: map[string]*corev1.Pod{"x": pod("x", "unseen"), "y": pod("y", "unseen")}, rsSpec: map[types.UID]int32{}}
+	if n := pw.intended(); n != 2 {
+		t.Fatalf("unseen ReplicaSet counted %d, want 2", n)
 	}
 	pw.rsSpec["unseen"] = 1
 	if n := pw.intended(); n != 1 {
-		t.Fatalf("seen ReplicaSet counted %d, want 1", n)
+		t.Fatalf("seen ReplicaSet counted %d, want its spec 1", n)
 	}
 }
