@@ -9,6 +9,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -29,24 +30,8 @@ func TestNamespaceAndCRDFirst(t *testing.T) {
 	files := map[string]string{
 		"apps/platform/a-widget.yaml": fmt.Sprintf("apiVersion: %s/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: %s\nspec:\n  size: 3\n", group, newNS),
 		"apps/platform/b-cm.yaml":     fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n  namespace: %s\ndata:\n  a: b\n", newNS),
-		"apps/platform/c-crd.yaml": fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.%[1]s
-spec:
-  group: %[1]s
-  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-`, group),
-		"apps/platform/d-ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + newNS + "\n",
+		"apps/platform/c-crd.yaml":    crdYAML(group, "Widget", "x-kubernetes-preserve-unknown-fields: true"),
+		"apps/platform/d-ns.yaml":     "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + newNS + "\n",
 	}
 	f.repo.Commit("platform", files)
 	t.Cleanup(func() {
@@ -252,4 +237,67 @@ func refuseOutsideDryRun(t *testing.T, ns, name string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestInvalidCustomResourceUndoesItsCRD: a custom resource cannot be
+// dry-run before its CRD (same revision) exists, so it is validated when
+// applied; when the API server refuses it, the CRD the attempt created is
+// deleted again and the revision is rejected naming the file.
+func TestInvalidCustomResourceUndoesItsCRD(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	group := "t" + strings.ReplaceAll(strings.TrimPrefix(f.ns, "testinvalidcustomresourceundoesitscrd-"), "-", "") + ".gitpace.dev"
+	crd := crdYAML(group, "Gadget", "properties:\n  spec:\n    type: object\n    properties:\n      size: {type: integer}")
+	refused := f.repo.Commit("crd and a bad gadget", map[string]string{
+		"apps/platform/crd.yaml":    crd,
+		"apps/platform/gadget.yaml": fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: three\n", group),
+	})
+	f.build(nil)
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatalf("bad input must not be a transient error: %v", err)
+	}
+	st := f.appState("platform")
+	if st.Rejected == nil || st.Rejected.Revision.Commit != refused || !strings.Contains(st.Rejected.Error, "apps/platform/gadget.yaml") ||
+		!strings.Contains(st.Rejected.Error, "undid the 1 change(s)") {
+		t.Fatalf("rejection = %+v; want one naming apps/platform/gadget.yaml and the CRD undone", st.Rejected)
+	}
+	dyn, err := dynamic.NewForConfig(testenv.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	t.Cleanup(func() {
+		_ = dyn.Resource(crdGVR).Delete(context.Background(), "gadgets."+group, metav1.DeleteOptions{})
+	})
+	f.eventually("the CRD of the refused revision deleted", 30*time.Second, func() bool {
+		_, err := dyn.Resource(crdGVR).Get(ctx, "gadgets."+group, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+}
+
+// crdYAML is a namespaced CRD for kind in group, served at v1, whose
+// openAPIV3Schema is "type: object" plus schema (YAML, one level in).
+func crdYAML(group, kind, schema string) string {
+	lower := strings.ToLower(kind)
+	return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: %[2]ss.%[1]s
+spec:
+  group: %[1]s
+  names: {kind: %[3]s, plural: %[2]ss, singular: %[2]s, listKind: %[3]sList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+%[4]s
+`, group, lower, kind, indent(schema, "        "))
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }
