@@ -12,6 +12,7 @@ type Metrics struct {
 	reconciles *prometheus.CounterVec
 	objects    *prometheus.CounterVec
 	phases     *prometheus.GaugeVec
+	leader     prometheus.Gauge
 }
 
 // NewMetrics registers gitpace's metrics with reg.
@@ -26,9 +27,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		phases: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gitpace_app_phase", Help: "1 for the phase each app is in (Synced, Progressing, Paused, Held, Failed, OutOfSync).",
 		}, []string{"app", "phase"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitpace_leader", Help: "1 while this agent holds the leader lease (--leader-elect), else 0.",
+		}),
 	}
-	reg.MustRegister(m.reconciles, m.objects, m.phases)
+	reg.MustRegister(m.reconciles, m.objects, m.phases, m.leader)
 	return m
+}
+
+func (m *Metrics) setLeader(on bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.leader.Set(v)
 }
 
 func (m *Metrics) reconcile(result string) {

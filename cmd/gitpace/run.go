@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/gitpace/gitpace/agent"
 	"github.com/gitpace/gitpace/appliers/paced"
@@ -36,6 +37,8 @@ type runOptions struct {
 	verifyKeys string
 	bcsStart   time.Duration
 	bcsDelete  time.Duration
+	elect      bool
+	election   agent.Election
 }
 
 func newRunCommand() *cobra.Command {
@@ -49,7 +52,12 @@ apply; native Deployments roll out through Kubernetes' own controller.
 A local repository is watched for commits; remotes are polled every
 --interval, and POST /hooks/git on --listen polls at once.
 
-With --once it reconciles once and exits 0 when in sync, 1 on error.`,
+With --once it reconciles once and exits 0 when in sync, 1 on error.
+
+With --leader-elect, agents sharing --state-namespace elect a leader with a
+Lease; only the leader reconciles. A leader that loses the lease exits 1
+(to be restarted as a standby); on SIGTERM it stops, then releases the
+lease, so a standby takes over at once. --once does not elect.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd) },
 	}
@@ -67,6 +75,10 @@ With --once it reconciles once and exits 0 when in sync, 1 on error.`,
 	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of trusted keys (armored OpenPGP public keys; SSH public keys one per line): apply only revisions whose head commit one of them signed")
 	fs.DurationVar(&o.bcsStart, "bcs-start-timeout", paced.DefaultStartTimeout, "BCS rollouts: a cycle's start phase (new pods becoming Ready) running longer suspends the rollout (UpdateSuspend, app Failed)")
 	fs.DurationVar(&o.bcsDelete, "bcs-delete-timeout", paced.DefaultDeleteTimeout, "BCS rollouts: a cycle's delete phase (old pods going away) running longer suspends the rollout")
+	fs.BoolVar(&o.elect, "leader-elect", false, "elect a leader among agents sharing --state-namespace (Lease "+agent.LeaseName+"); only the leader reconciles, the others stand by")
+	fs.DurationVar(&o.election.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits before taking over a lease that is not renewed")
+	fs.DurationVar(&o.election.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it gives up (and exits)")
+	fs.DurationVar(&o.election.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often to try to acquire or renew the lease")
 	return cmd
 }
 
@@ -75,6 +87,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	klog.SetSlogLogger(log) // client-go's own lines (leader election, retries) in the same format
 	src, err := o.src.source()
 	if err != nil {
 		return err
@@ -120,6 +133,9 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 		log.Info("serving /metrics, /healthz and POST /hooks/git", "addr", ln.Addr().String())
 	}
 	log.Info("gitpace agent starting", "repo", o.src.cfg.URL, "branch", o.src.cfg.Branch, "path", o.src.cfg.Path, "interval", o.interval.String())
+	if o.elect {
+		return ag.RunElected(ctx, o.election)
+	}
 	return ag.Run(ctx)
 }
 
