@@ -155,7 +155,7 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 					return fmt.Errorf("app %s has no BCS rollout in flight (gitpace status %s)", args[0], args[0])
 				}
 			}
-			if !cmd.Flags().Changed("cycles") {
+			if cycles <= 0 {
 				cycles = sources.NextPromoteCycles(c.dir, c.path, args[0], rollout)
 			}
 			h, err := sources.Promote(c.dir, c.path, args[0], rollout, cycles)
@@ -169,7 +169,7 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
 	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout (new application name) to approve (default: the one in flight)")
-	cmd.Flags().IntVar(&cycles, "cycles", 1, "total number of cycles approved for this rollout (default: one more than approved now)")
+	cmd.Flags().IntVar(&cycles, "cycles", 0, "total number of cycles approved for this rollout (0: one more than the app's PROMOTE approves now)")
 	return cmd
 }
 
