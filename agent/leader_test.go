@@ -39,7 +39,9 @@ func TestLeaderElection(t *testing.T) {
 	}
 	f.repo.Commit("v1", cm("one"))
 	election := func(id string) agent.Election {
-		return agent.Election{Identity: id, LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond}
+		// Short enough for a test, long enough that a loaded CI machine
+		// does not miss a renewal (a lost lease would end the leader).
+		return agent.Election{Identity: id, LeaseDuration: 5 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: 250 * time.Millisecond}
 	}
 	start := func(a *agent.Agent, id string) (stop func() error) {
 		runCtx, cancel := context.WithCancel(ctx)
