@@ -442,12 +442,13 @@ func revisionCommits(repo *git.Repository, rv revertJob) ([]string, error) {
 	defer iter.Close()
 	var out []string
 	reached := false
+	inApp := sources.InAppDir(rv.appDir)
 	err = iter.ForEach(func(c *object.Commit) error {
 		if c.Hash.String() == rv.base {
 			reached = true
 			return storer.ErrStop
 		}
-		if ok, err := touchesDir(c, rv.appDir); err != nil || ok {
+		if ok, err := sources.CommitTouches(c, inApp); err != nil || ok {
 			if ok {
 				out = append(out, c.Hash.String())
 			}
@@ -467,34 +468,6 @@ func revisionCommits(repo *git.Repository, rv revertJob) ([]string, error) {
 	return out, nil
 }
 
-// touchesDir reports whether c changed a file directly in dir (compared
-// with its first parent).
-func touchesDir(c *object.Commit, dir string) (bool, error) {
-	tree, err := c.Tree()
-	if err != nil {
-		return false, err
-	}
-	var parent *object.Tree
-	if c.NumParents() > 0 {
-		p, err := c.Parent(0)
-		if err != nil {
-			return false, err
-		}
-		if parent, err = p.Tree(); err != nil {
-			return false, err
-		}
-	}
-	changes, err := object.DiffTree(parent, tree)
-	if err != nil {
-		return false, err
-	}
-	for _, ch := range changes {
-		if path.Dir(ch.From.Name) == dir && ch.From.Name != "" || path.Dir(ch.To.Name) == dir && ch.To.Name != "" {
-			return true, nil
-		}
-	}
-	return false, nil
-}
 
 // revertedBy walks the branch from head back to failed and returns the
 // newest commit that says it reverts one of commits, or "". failed must be

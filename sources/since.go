@@ -15,7 +15,8 @@ import (
 
 // CommitsSince lists, newest first, the commits of the checked-out branch of
 // the clone at dir that come after commit base (exclusive) and change a file
-// under dir/appDir. `gitpace rollback` reverts exactly these. base must be
+// directly in appDir (an app is the files directly in its directory: a
+// nested directory is another app). `gitpace rollback` reverts exactly these. base must be
 // in the branch's history.
 func CommitsSince(dir, base, appDir string) ([]string, error) {
 	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
@@ -30,10 +31,7 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: commit %s: %w", dir, base, ErrRevisionNotFound)
 	}
-	prefix := strings.Trim(path.Clean(appDir), "/")
-	under := func(p string) bool {
-		return prefix == "." || prefix == "" || p == prefix || strings.HasPrefix(p, prefix+"/")
-	}
+	under := InAppDir(appDir)
 	iter, err := repo.Log(&git.LogOptions{From: head.Hash()})
 	if err != nil {
 		return nil, err
@@ -45,7 +43,7 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 			found = true
 			return storer.ErrStop
 		}
-		touches, err := commitTouches(c, under)
+		touches, err := CommitTouches(c, under)
 		if err != nil {
 			return err
 		}
@@ -63,9 +61,21 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 	return out, nil
 }
 
-// commitTouches reports whether c changed a file for which under is true
+// InAppDir matches the files of the app in directory appDir (relative to the
+// repository root): those directly in it, as manifest.Load groups them.
+func InAppDir(appDir string) func(name string) bool {
+	dir := strings.Trim(path.Clean(appDir), "/")
+	if dir == "" {
+		dir = "."
+	}
+	return func(name string) bool { return path.Dir(name) == dir }
+}
+
+// CommitTouches reports whether c changed a file for which under is true
 // (compared with its first parent; a root commit touches all its files).
-func commitTouches(c *object.Commit, under func(string) bool) (bool, error) {
+// under is never asked about "" (the missing side of an added or deleted
+// file).
+func CommitTouches(c *object.Commit, under func(string) bool) (bool, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return false, err
@@ -85,7 +95,7 @@ func commitTouches(c *object.Commit, under func(string) bool) (bool, error) {
 		return false, err
 	}
 	for _, ch := range changes {
-		if under(ch.From.Name) || under(ch.To.Name) {
+		if ch.From.Name != "" && under(ch.From.Name) || ch.To.Name != "" && under(ch.To.Name) {
 			return true, nil
 		}
 	}
