@@ -468,7 +468,6 @@ func revisionCommits(repo *git.Repository, rv revertJob) ([]string, error) {
 	return out, nil
 }
 
-
 // revertedBy walks the branch from head back to failed and returns the
 // newest commit that says it reverts one of commits, or "". failed must be
 // in the branch's history.
