@@ -241,8 +241,9 @@ func refuseOutsideDryRun(t *testing.T, ns, name string) {
 
 // TestInvalidCustomResourceUndoesItsCRD: a custom resource cannot be
 // dry-run before its CRD (same revision) exists, so it is validated when
-// applied; when the API server refuses it, the CRD the attempt created is
-// deleted again and the revision is rejected naming the file.
+// applied (in the default namespace, as it names none); when the API server
+// refuses it for its schema, the CRD the attempt created is deleted again
+// and the revision is rejected naming the file and the field.
 func TestInvalidCustomResourceUndoesItsCRD(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -258,7 +259,7 @@ func TestInvalidCustomResourceUndoesItsCRD(t *testing.T) {
 	}
 	st := f.appState("platform")
 	if st.Rejected == nil || st.Rejected.Revision.Commit != refused || !strings.Contains(st.Rejected.Error, "apps/platform/gadget.yaml") ||
-		!strings.Contains(st.Rejected.Error, "undid the 1 change(s)") {
+		!strings.Contains(st.Rejected.Error, "spec.size") || !strings.Contains(st.Rejected.Error, "undid the 1 change(s)") {
 		t.Fatalf("rejection = %+v; want one naming apps/platform/gadget.yaml and the CRD undone", st.Rejected)
 	}
 	dyn, err := dynamic.NewForConfig(testenv.Config(t))

@@ -475,11 +475,11 @@ func (a *Agent) rejectOrRetry(ctx context.Context, st *state.App, rev sources.Re
 
 // isTransient: an error that a retry may cure, as opposed to bad input.
 func isTransient(err error) bool {
-	if errors.Is(err, appliers.ErrUnknownKind) {
+	if errors.Is(err, appliers.ErrUnknownKind) || appliers.IsSchemaError(err) {
 		return false
 	}
 	switch {
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsNotFound(err),
+	case apierrors.IsNotFound(err),
 		apierrors.IsForbidden(err), apierrors.IsAlreadyExists(err), apierrors.IsConflict(err),
 		apierrors.IsMethodNotSupported(err), apierrors.IsUnsupportedMediaType(err),
 		apierrors.IsRequestEntityTooLargeError(err), apierrors.IsNotAcceptable(err):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,16 @@ import (
 
 // ErrUnknownKind marks an object whose kind the API server does not serve.
 var ErrUnknownKind = errors.New("unknown kind")
+
+// IsSchemaError reports an object the API server refuses for its content:
+// Invalid, BadRequest, and the 500 that server-side apply still answers
+// when a field's value does not fit its type ("failed to create typed patch
+// object ... expected numeric, got string"). Retrying such an object never
+// helps, and the refusal is the same in any namespace.
+func IsSchemaError(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to create typed patch object")
+}
 
 // Applier diffs, applies and prunes objects with server-side apply.
 type Applier struct {
@@ -93,12 +104,13 @@ func (a *Applier) resource(ref ObjectRef) (dynamic.ResourceInterface, *meta.REST
 // every kind is served, except kinds whose CRD is itself in objs. Errors name
 // the object and its file.
 func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
-	crds := map[string]bool{}
+	crds := map[string]string{} // group/kind → scope, of CRDs in objs
 	for _, o := range objs {
 		if o.GetKind() == "CustomResourceDefinition" {
 			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
 			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			crds[g+"/"+k] = true
+			scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+			crds[g+"/"+k] = scope
 		}
 	}
 	var errs []error
@@ -106,8 +118,12 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 		ref := RefOf(o)
 		m, err := a.Mapping(ref)
 		if err != nil {
-			if crds[ref.Group+"/"+ref.Kind] {
-				continue // served once its CRD (same revision) is applied
+			if scope, ok := crds[ref.Group+"/"+ref.Kind]; ok {
+				// Served once its CRD (same revision) is applied.
+				if scope == "Namespaced" && o.GetNamespace() == "" {
+					o.SetNamespace(a.DefaultNamespace)
+				}
+				continue
 			}
 			errs = append(errs, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err})
 			continue
@@ -167,9 +183,13 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, newNS map[string]bool) (Change, error) {
 	ref := RefOf(o)
 	ri, _, err := a.resource(ref)
-	if err != nil {
-		// A kind whose CRD is in this revision: it will be created.
+	if errors.Is(err, ErrUnknownKind) {
+		// A kind whose CRD is in this revision (Prepare checked): it will
+		// be created.
 		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}, nil
+	}
+	if err != nil {
+		return Change{}, err
 	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -221,7 +241,7 @@ func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured)
 	// The diff shows the object as sent: defaults the stand-in namespace
 	// would add (LimitRanges) are not the real namespace's.
 	switch _, err := a.patch(ctx, ri, proxy, true); {
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+	case IsSchemaError(err):
 		// Schema errors are the same in any namespace. Refusals that depend
 		// on the namespace (RBAC, quotas, admission selecting namespaces)
 		// are left to the apply, in the real one.
