@@ -102,7 +102,7 @@ func names(m map[string]*state.App) []string {
 // Print writes v as a table (format "" or "wide"), "json" or "yaml".
 func Print(w io.Writer, format string, v any, table func(io.Writer)) error {
 	switch format {
-	case "", "wide":
+	case "":
 		table(w)
 		return nil
 	case "json":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
@@ -19,7 +20,21 @@ type readFlags struct {
 func (r *readFlags) add(cmd *cobra.Command) {
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
-	cmd.Flags().StringVarP(&r.output, "output", "o", "", "output format: json or yaml (default: a table)")
+	cmd.Flags().VarP((*outputFormat)(&r.output), "output", "o", "output format: json or yaml (default: a table)")
+}
+
+// outputFormat is the -o flag: "", json or yaml, checked when parsed.
+type outputFormat string
+
+func (f *outputFormat) String() string { return string(*f) }
+func (f *outputFormat) Type() string   { return "format" }
+func (f *outputFormat) Set(v string) error {
+	switch v {
+	case "", "json", "yaml":
+		*f = outputFormat(v)
+		return nil
+	}
+	return fmt.Errorf("want json or yaml, not %q", v)
 }
 
 func (r *readFlags) client() (kubernetes.Interface, error) {
@@ -140,7 +155,10 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 		}
 	}
 	if format != "" {
-		_ = status.Print(w, format, diffs, nil)
+		if err := status.Print(w, format, diffs, nil); err != nil {
+			cmd.PrintErrln(err) // -o was checked when parsed: a write error
+			failed = true
+		}
 		return changed, failed
 	}
 	for _, d := range diffs {

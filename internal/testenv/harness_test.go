@@ -96,7 +96,7 @@ func TestSeedRollingUpdateBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("observed %d pod events: max pods %d (%d counting pods of scaled-down ReplicaSets not yet deleted), min ready %d", pw.Events, maxTotal, maxRaw, minReady)
+	t.Logf("observed %d pod events: max pods %d (%d counting pods of scaled-down ReplicaSets not yet deleted), min ready %d", pw.EventCount(), maxTotal, maxRaw, minReady)
 	if maxTotal > 3+1 {
 		t.Errorf("total pods reached %d, above replicas+maxSurge = 4", maxTotal)
 	}

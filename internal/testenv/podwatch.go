@@ -259,6 +259,13 @@ func (pw *PodWatch) Intended() (maxIntended, maxRaw int, err error) {
 	return pw.MaxIntended, pw.MaxTotal, pw.err
 }
 
+// EventCount is the number of pod events seen so far.
+func (pw *PodWatch) EventCount() int {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	return pw.Events
+}
+
 // Extremes returns the largest total and smallest ready count seen.
 func (pw *PodWatch) Extremes() (maxTotal, minReady int) {
 	pw.mu.Lock()
