@@ -17,11 +17,14 @@ export GIT_COMMITTER_NAME="Demo User" GIT_COMMITTER_EMAIL=demo@example.com
 
 say()  { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 run()  { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
-state() { "$GITPACE" status test -o json 2>/dev/null | sed -n 's/^ *"phase": "\(.*\)",*$/\1/p' | head -1; }
-wait_phase() { # wait_phase PHASE [TIMEOUT]
+state() { "$GITPACE" status test -o json | sed -n 's/^ *"phase": "\(.*\)",*$/\1/p' | head -1; }
+wait_phase() { # wait_phase PHASE [TIMEOUT]; returns 1 on timeout
   local deadline=$((SECONDS + ${2:-120}))
   until [ "$(state)" = "$1" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1 (is $(state))"; exit 1; }
+    if ! kill -0 "$(cat "$DEMO/agent.pid")" 2>/dev/null; then
+      echo "the agent stopped; its last output ($DEMO/agent.out):"; tail -n 20 "$DEMO/agent.out"; exit 1
+    fi
+    [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1 (is $(state)); agent output: $DEMO/agent.out"; return 1; }
     sleep 1
   done
 }
@@ -42,7 +45,7 @@ say "Start the agent (it watches the repository with fsnotify)"
 echo $! > "$DEMO/agent.pid"
 tail -n +1 -f "$DEMO/agent.out" | sed 's/^/    agent | /' &
 TAIL=$!
-trap 'kill $TAIL 2>/dev/null || true' EXIT
+trap 'kill $TAIL "$(cat "$DEMO/agent.pid")" 2>/dev/null || true' EXIT
 wait_phase Synced
 run "$GITPACE" status
 
