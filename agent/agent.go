@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -65,6 +66,7 @@ type Agent struct {
 	apps       map[string]*state.App // nil until loaded from the cluster
 	lastHead   string
 	lastSnap   *sources.Snapshot
+	lastCommit *object.Commit        // the signature gate's last lookup
 	dirty      map[string]bool       // apps to diff again though git did not move
 	lastFull   time.Time             // last time every app was diffed
 	wake       time.Time             // reconcile every app at this time (window edges)

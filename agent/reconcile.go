@@ -129,8 +129,25 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 	return errors.Join(errs...)
 }
 
+// lookupCommit returns the commit object for the signature gate. Every app
+// of a pass asks for the same head commit, and commits never change, so the
+// last one is kept: one lookup (a ref listing for a remote) per new head
+// rather than one per app and pass.
 func (a *Agent) lookupCommit(ctx context.Context, hash string) (*object.Commit, error) {
-	return a.cfg.Source.Commit(ctx, hash)
+	a.mu.Lock()
+	c := a.lastCommit
+	a.mu.Unlock()
+	if c != nil && c.Hash.String() == hash {
+		return c, nil
+	}
+	c, err := a.cfg.Source.Commit(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.lastCommit = c
+	a.mu.Unlock()
+	return c, nil
 }
 
 type appInput struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -421,6 +422,9 @@ type CommitLookup func(ctx context.Context, hash string) (*object.Commit, error)
 type SignatureGate struct {
 	KeyRing *KeyRing
 	Commits CommitLookup
+
+	mu       sync.Mutex
+	verdicts map[string]error // by commit: every app of a pass asks once
 }
 
 // Name returns "signature".
@@ -436,12 +440,24 @@ func (g *SignatureGate) Check(ctx context.Context, in GateInput) error {
 	if g.Commits == nil {
 		return errors.New("no commit lookup configured")
 	}
-	c, err := g.Commits(ctx, in.Commit)
-	if err != nil {
-		return fmt.Errorf("look up commit %s: %w", in.Commit, err)
+	g.mu.Lock()
+	verdict, ok := g.verdicts[in.Commit]
+	g.mu.Unlock()
+	if !ok {
+		c, err := g.Commits(ctx, in.Commit)
+		if err != nil {
+			return fmt.Errorf("look up commit %s: %w", in.Commit, err) // not kept: may be transient
+		}
+		_, verdict = VerifyCommit(c, g.KeyRing)
+		g.mu.Lock()
+		if g.verdicts == nil {
+			g.verdicts = map[string]error{}
+		}
+		g.verdicts[in.Commit] = verdict
+		g.mu.Unlock()
 	}
-	if _, err := VerifyCommit(c, g.KeyRing); err != nil {
-		return &Held{Gate: g.Name(), Reason: err.Error(), Err: err}
+	if verdict != nil {
+		return &Held{Gate: g.Name(), Reason: verdict.Error(), Err: verdict}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha512"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -321,6 +322,21 @@ func TestSignatureGate(t *testing.T) {
 	off := &SignatureGate{}
 	if err := off.Check(context.Background(), GateInput{Commit: "whatever"}); err != nil {
 		t.Errorf("Check without key ring = %v, want nil", err)
+	}
+	// Every app of a pass asks about the same commit: it is looked up and
+	// verified once.
+	lookups := 0
+	counting := &SignatureGate{KeyRing: g.KeyRing, Commits: func(ctx context.Context, hash string) (*object.Commit, error) {
+		lookups++
+		return lookup(ctx, hash)
+	}}
+	for hash := range commits {
+		for app := range 3 {
+			_ = counting.Check(context.Background(), GateInput{App: fmt.Sprint(app), Commit: hash})
+		}
+	}
+	if lookups != len(commits) {
+		t.Errorf("%d lookups for %d commits asked about 3 times each", lookups, len(commits))
 	}
 }
 
