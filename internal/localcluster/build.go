@@ -80,7 +80,7 @@ func Build(ctx context.Context, opts Options) error {
 		close(done)
 		lf.Close()
 		if err != nil {
-			return fmt.Errorf("building %s failed (%v); see %s", b.name, err, logFile)
+			return fmt.Errorf("building %s failed (%v); see %s:\n%s", b.name, err, logFile, tail(logFile, 12))
 		}
 		if err := os.Rename(out+".tmp", out); err != nil {
 			return err

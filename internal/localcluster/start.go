@@ -170,12 +170,17 @@ func (c *Cluster) waitReady(ctx context.Context, p *process) error {
 			return httpOK(ctx, insecure, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
 		}
 	}
-	return poll(ctx, p.Name, 100*time.Millisecond, func() (bool, error) {
+	err := poll(ctx, p.Name, 100*time.Millisecond, func() (bool, error) {
 		if err := p.failed(); err != nil {
 			return false, err
 		}
 		return check(ctx) == nil, nil
 	})
+	if ctx.Err() != nil && err != nil {
+		// Up but never ready: the log says why.
+		return fmt.Errorf("%w; see %s:\n%s", err, p.Log, tail(p.Log, 12))
+	}
+	return err
 }
 
 // readyz asks the API server's /readyz with the admin client certificate.
