@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/state"
@@ -181,6 +182,25 @@ func TestRefusedAtApplyUndone(t *testing.T) {
 // waits until the API server enforces it.
 func refuseOutsideDryRun(t *testing.T, ns, name string) {
 	t.Helper()
+	cs := testenv.Client(t)
+	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	admissionPolicy(t, ns, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		fmt.Sprintf("request.dryRun || object.metadata.name != %q", name), name+" refused outside dry run",
+		func(ctx context.Context) error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, probe, metav1.CreateOptions{})
+			if err == nil {
+				_ = cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, metav1.DeleteOptions{})
+			}
+			return err
+		})
+}
+
+// admissionPolicy installs a ValidatingAdmissionPolicy on ConfigMaps in
+// namespace ns for ops, allowing a request only when expression (CEL) holds
+// and refusing it with message, removes it when the test ends, and waits
+// until probe is refused with message.
+func admissionPolicy(t *testing.T, ns string, ops []admissionregistrationv1.OperationType, expression, message string, probe func(context.Context) error) {
+	t.Helper()
 	ctx := context.Background()
 	cs := testenv.Client(t)
 	fail := admissionregistrationv1.Fail
@@ -190,14 +210,11 @@ func refuseOutsideDryRun(t *testing.T, ns, name string) {
 			FailurePolicy: &fail,
 			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
 				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Operations: ops,
 					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
 				},
 			}}},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: fmt.Sprintf("request.dryRun || object.metadata.name != %q", name),
-				Message:    name + " refused outside dry run",
-			}},
+			Validations: []admissionregistrationv1.Validation{{Expression: expression, Message: message}},
 		},
 	}
 	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
@@ -213,30 +230,28 @@ func refuseOutsideDryRun(t *testing.T, ns, name string) {
 	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
-		_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(context.Background(), policy.Name, metav1.DeleteOptions{})
-	})
+	t.Cleanup(func() { removeAdmissionPolicy(t, ns) })
 	if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The API server loads policies asynchronously: probe until a real
-	// create is refused.
+	// The API server loads policies asynchronously: probe until refused.
 	deadline := time.Now().Add(time.Minute)
-	probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 	for {
-		_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, probe, metav1.CreateOptions{})
-		if err != nil && strings.Contains(err.Error(), "refused outside dry run") {
+		err := probe(ctx)
+		if err != nil && strings.Contains(err.Error(), message) {
 			return
-		}
-		if err == nil {
-			_ = cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, metav1.DeleteOptions{})
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("policy not enforced after a minute (last: %v)", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func removeAdmissionPolicy(t *testing.T, ns string) {
+	cs := testenv.Client(t)
+	_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), ns+"-refuse", metav1.DeleteOptions{})
+	_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(context.Background(), ns+"-refuse", metav1.DeleteOptions{})
 }
 
 // TestInvalidCustomResourceUndoesItsCRD: a custom resource cannot be
@@ -301,4 +316,66 @@ spec:
 
 func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+// TestPruneRefusedKeepsInventory: when a prune is refused (here by a policy
+// on DELETE), the revision is still recorded as applied, the error is
+// returned for a retry, and the object stays in the inventory, so that the
+// next full pass prunes it once the refusal is lifted.
+func TestPruneRefusedKeepsInventory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cmYAML := func(name string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  v: x\n", name)
+	}
+	f.repo.Commit("two", map[string]string{"apps/web/sticky.yaml": cmYAML("sticky"), "apps/web/loose.yaml": cmYAML("loose")})
+	f.build(nil)
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs := testenv.Client(t)
+	exists := func(name string) bool {
+		_, err := cs.CoreV1().ConfigMaps(f.ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	}
+	admissionPolicy(t, f.ns, []admissionregistrationv1.OperationType{admissionregistrationv1.Delete},
+		"oldObject.metadata.name != 'sticky'", "sticky stays",
+		func(ctx context.Context) error {
+			return cs.CoreV1().ConfigMaps(f.ns).Delete(ctx, "sticky", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		})
+
+	dropped := f.repo.Commit("drop both", map[string]string{"apps/web/sticky.yaml": gittest.Delete, "apps/web/loose.yaml": gittest.Delete, "apps/web/keep.yaml": cmYAML("keep")})
+	err := f.agent.ReconcileOnce(ctx)
+	if err == nil || !strings.Contains(err.Error(), "pruning failed") || !strings.Contains(err.Error(), "sticky stays") {
+		t.Fatalf("ReconcileOnce = %v; want the refused prune", err)
+	}
+	st := f.appState("web")
+	if st.Applied == nil || st.Applied.Commit != dropped || st.Rejected != nil {
+		t.Fatalf("applied %+v rejected %+v; want %s recorded as applied", st.Applied, st.Rejected, dropped[:7])
+	}
+	if !exists("keep") || exists("loose") || !exists("sticky") || !inInventory(st.Inventory, "sticky") || inInventory(st.Inventory, "loose") {
+		t.Fatalf("keep %v, loose %v, sticky %v (in inventory: sticky %v, loose %v)", exists("keep"), exists("loose"), exists("sticky"),
+			inInventory(st.Inventory, "sticky"), inInventory(st.Inventory, "loose"))
+	}
+
+	removeAdmissionPolicy(t, f.ns)
+	f.eventually("the policy no longer enforced", time.Minute, func() bool {
+		return cs.CoreV1().ConfigMaps(f.ns).Delete(ctx, "sticky", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}) == nil
+	})
+	restarted := f.rebuild() // a new process: its first pass is a full one
+	if err := restarted.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if exists("sticky") || inInventory(f.appState("web").Inventory, "sticky") {
+		t.Error("the refused prune was not retried by the next full pass")
+	}
+}
+
+func inInventory(refs []appliers.ObjectRef, name string) bool {
+	for _, r := range refs {
+		if r.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -266,13 +266,33 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(refs(objs), pacedRefs(specs)...)
-	pruned, err := a.prune(ctx, stale(st.Inventory, inventory))
-	if err != nil {
-		return a.rejectOrRetry(ctx, st, in.rev, err)
+	pruned, pruneErr := a.prune(ctx, stale(st.Inventory, inventory))
+	if pruneErr != nil {
+		// The revision is applied and is recorded as such. What could not
+		// be pruned stays in the inventory, so that the next full pass
+		// (--resync) prunes it again; the error is logged and retried.
+		inventory = append(inventory, stale(stale(st.Inventory, inventory), deletedRefs(pruned))...)
 	}
 	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...))
 	st.ChangeCauses = causes
-	return a.save(ctx, st)
+	if err := a.save(ctx, st); err != nil {
+		return err
+	}
+	if pruneErr != nil {
+		return fmt.Errorf("revision %s applied, but pruning failed: %w", in.rev.Short(), pruneErr)
+	}
+	return nil
+}
+
+// deletedRefs are the objects cs deleted.
+func deletedRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
+	var out []appliers.ObjectRef
+	for _, c := range cs {
+		if c.Action == appliers.Deleted {
+			out = append(out, c.Ref)
+		}
+	}
+	return out
 }
 
 // record updates the app's state after a successful apply and prints what
