@@ -38,10 +38,17 @@ func (a *Agent) followDeployments(ctx context.Context) {
 		AddFunc:    handle,
 		UpdateFunc: func(_, n any) { handle(n) },
 		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
 			if d, ok := obj.(*appsv1.Deployment); ok {
+				// Deleted behind git's back (a prune has already disowned
+				// it): a re-creation starts from generation 1, so what was
+				// known of the old object must not judge the new one.
 				key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
 				a.mu.Lock()
 				app := a.owned[key]
+				a.forgetLocked(key, false)
 				a.mu.Unlock()
 				a.markDirty(app)
 			}
@@ -175,6 +182,19 @@ func (a *Agent) seedRollout(c appliers.Change) {
 	defer a.mu.Unlock()
 	if prev, ok := a.rollouts[c.Ref.Key()]; !ok || prev.Generation < r.Generation {
 		a.rollouts[c.Ref.Key()] = r
+	}
+}
+
+// forgetLocked drops what the agent knows of an object: the generation it
+// wrote, the watched rollout, the printed line and, with disown, its app.
+// Callers hold a.mu.
+func (a *Agent) forgetLocked(key string, disown bool) {
+	delete(a.expected, key)
+	delete(a.rollouts, key)
+	delete(a.deadlines, key)
+	delete(a.outLines, key)
+	if disown {
+		delete(a.owned, key)
 	}
 }
 

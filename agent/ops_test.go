@@ -94,6 +94,22 @@ func TestDriftCorrected(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("image restored", 30*time.Second, func() bool { return rolledOut(f.deployment("test"), imageV0) })
+	// kubectl delete deployment test: re-created at generation 1, and a
+	// scale of the new object is drift too (what was known of the old one,
+	// at a higher generation, must not hide it).
+	old := f.deployment("test")
+	if err := f.kube.AppsV1().Deployments(f.ns).Delete(ctx, "test", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("re-created", 30*time.Second, func() bool { d := f.deployment("test"); return d != nil && d.UID != old.UID })
+	if _, err := f.kube.AppsV1().Deployments(f.ns).Patch(ctx, "test", types.MergePatchType,
+		[]byte(`{"spec":{"replicas":4}}`), metav1.PatchOptions{FieldManager: "kubectl-scale"}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("replicas of the re-created Deployment restored to 3", 30*time.Second, func() bool {
+		d := f.deployment("test")
+		return d.UID != old.UID && *d.Spec.Replicas == 3 && d.Generation > 1
+	})
 	if !strings.Contains(f.out.String(), "drift") {
 		t.Errorf("drift not reported:\n%s", f.out.String())
 	}

@@ -677,6 +677,11 @@ func (a *Agent) prune(ctx context.Context, refs []appliers.ObjectRef) (appliers.
 		out = append(out, appliers.Change{Ref: r, Action: appliers.Deleted})
 	}
 	cs, err := a.applier.Delete(ctx, kube)
+	a.mu.Lock()
+	for _, c := range cs {
+		a.forgetLocked(c.Ref.Key(), true) // gone from git and the cluster
+	}
+	a.mu.Unlock()
 	return append(out, cs...), err
 }
 
