@@ -67,9 +67,6 @@ func New(cfg *rest.Config) (*Applier, error) {
 	}, nil
 }
 
-// Dynamic exposes the dynamic client (for informers and status reads).
-func (a *Applier) Dynamic() dynamic.Interface { return a.dyn }
-
 // Mapping resolves the REST mapping of a kind, refreshing discovery once when
 // the kind is unknown (a CRD applied moments ago). The error for a kind the
 // server does not serve names it.

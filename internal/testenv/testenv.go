@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -57,7 +58,17 @@ func run(m *testing.M) int {
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "testenv:", err)
+		fmt.Fprintf(os.Stderr, "testenv: kubeconfig %s: %v\n", kubeconfig, err)
+		return 1
+	}
+	// A stale $GITPACE_TEST_KUBECONFIG (cluster stopped) would otherwise
+	// fail every test with "connection refused" and no hint why.
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err == nil {
+		_, err = dc.ServerVersion()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: the control plane of %s=%s is unreachable (%v); run make cluster, or unset it to start a private one\n", EnvKubeconfig, kubeconfig, err)
 		return 1
 	}
 	cfg.QPS, cfg.Burst = 200, 400
