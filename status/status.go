@@ -217,9 +217,12 @@ func HistoryTable(entries []state.Entry) func(io.Writer) {
 	}
 }
 
+// trim shortens s to n characters (runes: authors and subjects are often
+// not ASCII), ending in "...".
 func trim(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	return string(r[:n-3]) + "..."
 }
