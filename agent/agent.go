@@ -28,8 +28,16 @@ import (
 
 // Config says what the agent reconciles and how.
 type Config struct {
-	Source *sources.GitSource
-	Rest   *rest.Config
+	// Name is the agent's identity, recorded on every object it applies and
+	// on its state (see DefaultName): prune deletes only objects that still
+	// name this agent and the app. Default: DefaultName of the source.
+	Name string
+	// AllowEmpty lets a revision that holds no app, or that would prune
+	// every object the agent manages, go ahead (Argo CD's allowEmpty);
+	// without it such a revision is held.
+	AllowEmpty bool
+	Source     *sources.GitSource
+	Rest       *rest.Config
 	// StateNamespace holds the agent's state (default gitpace-system).
 	StateNamespace string
 	// DefaultNamespace is given to namespaced objects that name none.
@@ -62,8 +70,15 @@ type Agent struct {
 	store   *state.Store
 	kube    kubernetes.Interface
 
-	mu         sync.Mutex
-	apps       map[string]*state.App // nil until loaded from the cluster
+	mu   sync.Mutex
+	apps map[string]*state.App // this agent's apps; nil until loaded from the cluster
+	// legacy are states written before agents had identities, adopted by
+	// the first agent whose revision holds an app of that name.
+	legacy map[string]*state.App
+	// retryAt: apps waiting for a condition (a namespace terminating) are
+	// diffed again at this time though nothing changed.
+	retryAt    map[string]time.Time
+	emptyHeld  string // the reason an empty revision is held, once printed
 	lastHead   string
 	lastSnap   *sources.Snapshot
 	lastCommit *object.Commit        // the signature gate's last lookup
@@ -114,6 +129,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Name == "" {
+		sc := cfg.Source.Config()
+		cfg.Name = DefaultName(sc.URL, sc.Branch, sc.Path)
+	}
+	if err := ValidateName(cfg.Name); err != nil {
+		return nil, err
+	}
 	ap, err := appliers.New(cfg.Rest)
 	if err != nil {
 		return nil, err
@@ -131,8 +153,8 @@ func New(cfg Config) (*Agent, error) {
 	ap.StandInNamespace = store.Namespace
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
-		store:    store,
-		dirty:    map[string]bool{},
+		store: store,
+		dirty: map[string]bool{}, retryAt: map[string]time.Time{},
 		expected: map[string]int64{},
 		owned:    map[string]string{},
 		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},
@@ -145,6 +167,9 @@ func New(cfg Config) (*Agent, error) {
 		trigger:  make(chan struct{}, 1),
 	}, nil
 }
+
+// Name is the agent's identity (Config.Name, or the one DefaultName derived).
+func (a *Agent) Name() string { return a.cfg.Name }
 
 // Trigger asks for a reconcile as soon as possible (webhook, fsnotify).
 func (a *Agent) Trigger() {
@@ -184,6 +209,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !a.wake.IsZero() {
 			wait = min(wait, max(a.wake.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
 		}
+		for _, at := range a.retryAt {
+			wait = min(wait, max(at.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
+		}
 		a.mu.Unlock()
 		if err := a.waitNext(ctx, wait); err != nil {
 			return nil
@@ -206,8 +234,12 @@ func (a *Agent) printf(format string, args ...any) {
 }
 
 // waitNext waits for the next trigger or tick, meanwhile handling rollout
-// status events (which need no git access).
+// status events (which need no git access). A BCS rollout's next due time
+// may bring the wake-up forward, never push it back: the poll interval,
+// window edges and retries that set wait always fire on time (a finished
+// rollout's due time is a resync away, and must not starve the poll).
 func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -221,7 +253,7 @@ func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
 		case <-a.pacedCh:
 			// A BCS ReplicaSet changed (pods Ready or gone): step its rollout.
 			if due := a.drivePaced(ctx); !due.IsZero() {
-				t.Reset(max(due.Sub(a.cfg.Now()), 0) + 10*time.Millisecond)
+				t.Reset(min(time.Until(deadline), max(due.Sub(a.cfg.Now()), 0)+10*time.Millisecond))
 			}
 		case app := <-a.statusCh:
 			if st, ok := a.apps[app]; ok {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
+	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
@@ -30,41 +31,38 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 	if err != nil {
 		return sources.Revision{}, nil, err
 	}
-	apps, err := a.store.List(ctx)
+	all, err := a.store.List(ctx)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return snap.Revision, nil, err
 	}
-	if apps == nil {
-		apps = map[string]*state.App{}
+	apps := map[string]*state.App{}
+	for _, st := range all {
+		if st.Agent == a.cfg.Name || st.Agent == "" && apps[st.Name] == nil {
+			apps[st.Name] = st
+		}
+	}
+	_, cfgErr := policies.ConfigFromFiles(snap.Files)
+	built, err := a.buildRevision(snap.Revision, manifest.Load(snap), cfgErr)
+	if err != nil {
+		return snap.Revision, nil, err
 	}
 	var out []AppDiff
-	seen := map[string]bool{}
-	for _, app := range manifest.Load(snap) {
-		seen[app.Name] = true
-		d := AppDiff{App: app.Name}
-		if app.Err != nil {
-			d.Error = app.Err.Error()
-			out = append(out, d)
-			continue
-		}
-		specs, _, err := bcsDesired(&app, snap.Revision.Commit)
-		if err != nil {
+	for _, b := range built.apps {
+		d := AppDiff{App: b.app.Name}
+		if err := firstErr(b.transient, b.err); err != nil {
+			if b.transient != nil {
+				return snap.Revision, nil, err
+			}
 			d.Error = err.Error()
 			out = append(out, d)
 			continue
 		}
-		st := apps[app.Name]
+		st := apps[b.app.Name]
 		if st == nil {
-			st = &state.App{Name: app.Name}
+			st = &state.App{Name: b.app.Name}
 		}
-		objs := desiredObjects(&app)
-		if err := a.applier.Prepare(objs); err != nil {
-			d.Error = err.Error()
-			out = append(out, d)
-			continue
-		}
-		templates := templateHashes(objs)
-		stamp(st, app.Name, snap.Revision, objs, templates)
+		objs := b.objs
+		stamp(st, a.cfg.Name, b.app.Name, snap.Revision, objs, templateHashes(objs))
 		cs, err := a.applier.Diff(ctx, objs)
 		if err != nil {
 			if isTransient(err) {
@@ -72,10 +70,10 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 			}
 			d.Error = err.Error()
 		}
-		for _, s := range specs {
+		for _, s := range b.specs {
 			cs = append(cs, bcsChange(st, s))
 		}
-		prunes, err := a.pruneDiff(ctx, stale(st.Inventory, append(refs(objs), pacedRefs(specs)...)))
+		prunes, err := a.pruneDiff(ctx, built, st, stale(a.canonical(st.Inventory), append(refs(objs), pacedRefs(b.specs)...)))
 		if err != nil {
 			return snap.Revision, nil, err
 		}
@@ -83,10 +81,10 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 		out = append(out, d)
 	}
 	for _, name := range sortedKeys(apps) {
-		if seen[name] {
+		if built.byName[name] != nil {
 			continue
 		}
-		prunes, err := a.pruneDiff(ctx, apps[name].Inventory)
+		prunes, err := a.pruneDiff(ctx, built, apps[name], a.canonical(apps[name].Inventory))
 		if err != nil {
 			return snap.Revision, nil, err
 		}
@@ -113,21 +111,29 @@ func bcsChange(st *state.App, s paced.Spec) appliers.Change {
 	return c
 }
 
-func (a *Agent) pruneDiff(ctx context.Context, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
-	var cs appliers.ChangeSet
-	for _, ref := range refs {
-		if ref.Group == bcsGroup && ref.Kind == bcsKind {
-			cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: "- BCS deployment " + ref.Name + " and its applications\n"})
-			continue
-		}
-		live, err := a.applier.Get(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		if live == nil {
-			continue
-		}
-		cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: appliers.UnifiedDiff(ref, appliers.Normalize(live), nil)})
+// pruneDiff says what a prune of refs from app st would delete, by the
+// rules of a real prune (appliers.Prune), deleting nothing; objects it
+// would leave are listed as skipped, with why.
+func (a *Agent) pruneDiff(ctx context.Context, rev *revision, st *state.App, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
+	if !rev.pruneOK() {
+		return nil, nil
 	}
-	return cs, nil
+	var cs appliers.ChangeSet
+	var kube []appliers.ObjectRef
+	for _, ref := range refs {
+		if ref.Group != bcsGroup || ref.Kind != bcsKind {
+			kube = append(kube, ref)
+			continue
+		}
+		if app, ok := rev.lookup(ref.Key()); ok {
+			cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Skipped, Reason: handedOverPrefix + app})
+			continue
+		}
+		cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: "- BCS deployment " + ref.Name + " and its applications\n"})
+	}
+	pruned, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: a.owner(st.Name), Refs: kube, Declared: rev.lookup, DeclaredNamespaces: rev.namespaces, DryRun: true})
+	if err != nil {
+		return nil, err
+	}
+	return append(cs, pruned...), nil
 }

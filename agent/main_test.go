@@ -139,7 +139,7 @@ func (f *fixture) eventually(what string, timeout time.Duration, cond func() boo
 
 func (f *fixture) appState(app string) *state.App {
 	f.t.Helper()
-	st, err := state.NewStore(f.kube, f.stateNS).Get(context.Background(), app)
+	st, err := state.NewStore(f.kube, f.stateNS).Find(context.Background(), app)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func TestSourceAndAPIServerOutages(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("caught up after the API server returned", 2*time.Minute, func() bool { return value() == "v3" })
-	st, err := state.NewStore(kube, f.stateNS).Get(context.Background(), "web")
+	st, err := state.NewStore(kube, f.stateNS).Find(context.Background(), "web")
 	if err != nil || st == nil || !strings.HasPrefix(st.Applied.Subject, "cm v3") {
 		t.Fatalf("state after outage = %+v, %v", st, err)
 	}

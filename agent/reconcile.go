@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -39,6 +41,12 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 	// Take the drift marks: marks made during this pass stay for the next.
 	dirty := a.dirty
 	a.dirty = map[string]bool{}
+	for app, at := range a.retryAt {
+		if !now.Before(at) {
+			dirty[app] = true // a waiting revision's retry is due
+			delete(a.retryAt, app)
+		}
+	}
 	a.mu.Unlock()
 	restore := func() {
 		a.mu.Lock()
@@ -89,14 +97,44 @@ func (a *Agent) loadState(ctx context.Context) error {
 	if err := a.store.EnsureNamespace(ctx); err != nil {
 		return err
 	}
-	apps, err := a.store.List(ctx)
+	all, err := a.store.List(ctx)
 	if err != nil {
 		return err
 	}
-	a.apps = apps
-	for _, st := range apps {
-		a.own(st)
+	a.apps, a.legacy = map[string]*state.App{}, map[string]*state.App{}
+	for _, st := range all {
+		switch st.Agent {
+		case a.cfg.Name:
+			a.apps[st.Name] = st
+			a.own(st)
+		case "":
+			a.legacy[st.Name] = st
+		}
 	}
+	return nil
+}
+
+// adoptLegacy moves the state of app name, written before agents had
+// identities, to this agent: the first agent whose revision holds an app
+// of that name reconciles it from then on. Other legacy states are never
+// touched (nothing of them is pruned).
+func (a *Agent) adoptLegacy(ctx context.Context, name string) error {
+	old, ok := a.legacy[name]
+	if !ok || a.apps[name] != nil {
+		return nil
+	}
+	st := *old
+	st.Agent = a.cfg.Name
+	if err := a.save(ctx, &st); err != nil {
+		return err
+	}
+	if err := a.store.Delete(ctx, old); err != nil {
+		return err
+	}
+	delete(a.legacy, name)
+	a.apps[name] = &st
+	a.own(&st)
+	a.cfg.Log.Info("adopted state written before agent identities", "app", name, "agent", a.cfg.Name)
 	return nil
 }
 
@@ -107,24 +145,90 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 		a.onFailure = cfg.OnFailure // for failures seen until the next revision
 	}
 	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
-	var errs []error
-	seen := map[string]bool{}
 	for i := range apps {
-		app := &apps[i]
-		seen[app.Name] = true
-		in := appInput{app: app, rev: snap.Revision, cfg: cfg, cfgErr: cfgErr, gates: gates, force: full || dirty[app.Name], full: full}
-		if err := a.reconcileApp(ctx, in); err != nil {
-			errs = append(errs, fmt.Errorf("app %s: %w", app.Name, err))
+		if err := a.adoptLegacy(ctx, apps[i].Name); err != nil {
+			return err
 		}
 	}
-	if cfgErr == nil {
-		for _, name := range sortedKeys(a.apps) {
-			if !seen[name] {
-				if err := a.removeApp(ctx, a.apps[name]); err != nil {
-					errs = append(errs, fmt.Errorf("app %s: %w", name, err))
-				}
-			}
+	rev, err := a.buildRevision(snap.Revision, apps, cfgErr)
+	if err != nil {
+		return err
+	}
+	if held := a.guardEmpty(rev, snap); held != "" {
+		return a.holdAll(ctx, rev, held)
+	}
+	a.emptyHeld = ""
+	var errs []error
+	for _, b := range rev.apps {
+		in := appInput{app: b.app, built: b, revision: rev, rev: snap.Revision, cfg: cfg, gates: gates, force: full || dirty[b.app.Name], full: full}
+		if err := a.reconcileApp(ctx, in); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", b.app.Name, err))
 		}
+	}
+	for _, name := range sortedKeys(a.apps) {
+		if rev.byName[name] != nil {
+			continue
+		}
+		if !rev.pruneOK() {
+			continue // what the invalid apps declare is unknown: prune nothing yet
+		}
+		if err := a.removeApp(ctx, rev, a.apps[name]); err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// guardEmpty returns why the revision must be held (nothing is applied or
+// pruned) unless --allow-empty is given: it holds no app under --path, or
+// it would prune every object this agent manages (a wrong --repo, --path or
+// branch; Argo CD's allowEmpty guards the same). "" when it may go.
+func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
+	if a.cfg.AllowEmpty || len(a.apps) == 0 {
+		return ""
+	}
+	managed := map[string]bool{}
+	for _, st := range a.apps {
+		for _, r := range st.Inventory {
+			managed[a.applier.Canonical(r).Key()] = true
+		}
+	}
+	where := snap.Path
+	if where == "" {
+		where = "."
+	}
+	if len(rev.apps) == 0 {
+		return fmt.Sprintf("revision %s holds no app under path %q; the %d apps and %d objects in force stay (pass --allow-empty to prune them)",
+			snap.Revision.Short(), where, len(a.apps), len(managed))
+	}
+	if len(managed) == 0 || !rev.pruneOK() {
+		return ""
+	}
+	for k := range managed {
+		if _, ok := rev.declared[k]; ok {
+			return ""
+		}
+	}
+	return fmt.Sprintf("revision %s would prune every object this agent manages (%d objects of %d apps) and declares none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
+		snap.Revision.Short(), len(managed), len(a.apps))
+}
+
+// holdAll holds every app of the agent, and every app of the revision, with
+// reason: nothing is applied, nothing is pruned.
+func (a *Agent) holdAll(ctx context.Context, rev *revision, reason string) error {
+	if a.emptyHeld != reason {
+		a.printf("revision held: %s", reason)
+		a.cfg.Log.Warn("revision held", "reason", reason)
+		a.emptyHeld = reason
+	}
+	for _, b := range rev.apps {
+		a.appState(b.app.Name)
+	}
+	var errs []error
+	for _, name := range sortedKeys(a.apps) {
+		st := a.apps[name]
+		st.Phase, st.Reason = state.Held, reason
+		errs = append(errs, a.save(ctx, st))
 	}
 	return errors.Join(errs...)
 }
@@ -151,13 +255,14 @@ func (a *Agent) lookupCommit(ctx context.Context, hash string) (*object.Commit, 
 }
 
 type appInput struct {
-	app    *manifest.App
-	rev    sources.Revision
-	cfg    *policies.Config
-	cfgErr error
-	gates  []policies.Gate
-	force  bool // diff against the cluster even if git did not change
-	full   bool // a full resync (or window edge), not only a drift mark
+	app      *manifest.App
+	built    *builtApp
+	revision *revision
+	rev      sources.Revision
+	cfg      *policies.Config
+	gates    []policies.Gate
+	force    bool // diff against the cluster even if git did not change
+	full     bool // a full resync (or window edge), not only a drift mark
 }
 
 // reconcileApp is the one place where the order of decisions for an app is
@@ -180,19 +285,14 @@ type appInput struct {
 // app's state instead.
 func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	st := a.appState(in.app.Name)
-	if err := firstErr(in.cfgErr, in.app.Err); err != nil {
-		return a.reject(ctx, st, in.rev, err)
+	b := in.built
+	if b.transient != nil {
+		return b.transient
 	}
-	specs, bcsObjs, err := bcsDesired(in.app, in.rev.Commit)
-	if err != nil {
-		return a.reject(ctx, st, in.rev, err)
+	if b.err != nil {
+		return a.reject(ctx, st, in.rev, b.err)
 	}
-	objs := desiredObjects(in.app)
-	// Kinds must be served; namespaces are defaulted before anything keys
-	// objects or a gate looks at them.
-	if err := a.applier.Prepare(objs); err != nil {
-		return a.rejectOrRetry(ctx, st, in.rev, err)
-	}
+	specs, bcsObjs, objs := b.specs, b.bcsObjs, b.objs
 	templates := templateHashes(objs)
 	for _, s := range specs {
 		templates[bcsRef(s.Namespace, s.Name).Key()] = s.TemplateHash
@@ -201,7 +301,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	hash := contentHash(objs, in.app.BCS)
 	pending := hash != st.ContentHash || st.Rejected != nil
 	now := a.cfg.Now()
-	err = policies.Check(ctx, in.gates, policies.GateInput{
+	err := policies.Check(ctx, in.gates, policies.GateInput{
 		App: in.app.Name, Commit: in.rev.Commit, Rollback: rollbackTo != nil, Now: now, Objects: append(objs[:len(objs):len(objs)], bcsObjs...),
 		Idle: !pending && st.Phase != state.Progressing && st.PausedBy == nil,
 	})
@@ -252,28 +352,39 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
 	}
-	causes := stamp(st, in.app.Name, in.rev, objs, templates)
+	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
+	takenFrom := a.previousOwners(st.Name, objs)
 	diff, err := a.applier.Diff(ctx, objs)
+	if ns, ok := namespaceTerminating(err); ok {
+		return a.waitFor(ctx, st, in.rev, fmt.Sprintf("namespace %s is being terminated", ns))
+	}
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
 	applied, err := a.applier.Apply(ctx, objs, diff)
+	if ns, ok := namespaceTerminating(err); ok {
+		for _, c := range applied {
+			a.expect(c.Ref, c.Generation)
+		}
+		return a.waitFor(ctx, st, in.rev, fmt.Sprintf("namespace %s is being terminated", ns))
+	}
 	if err != nil {
 		if isTransient(err) {
 			return err // the retry applies the whole revision
 		}
 		return a.refusedAtApply(ctx, st, in.rev, hash, applied, err)
 	}
+	delete(a.retryAt, st.Name)
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(refs(objs), pacedRefs(specs)...)
-	pruned, pruneErr := a.prune(ctx, stale(st.Inventory, inventory))
-	if pruneErr != nil {
+	pruned, pruneErr := a.prune(ctx, in.revision, st, stale(a.canonical(st.Inventory), inventory))
+	if pruneErr != nil || !in.revision.pruneOK() {
 		// The revision is applied and is recorded as such. What could not
-		// be pruned stays in the inventory, so that the next full pass
-		// (--resync) prunes it again; the error is logged and retried.
-		inventory = append(inventory, stale(stale(st.Inventory, inventory), deletedRefs(pruned))...)
+		// be pruned (or, while another app's revision is invalid, was not
+		// tried) stays in the inventory, so that a later pass prunes it.
+		inventory = append(inventory, stale(stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
-	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...))
+	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
 	st.ChangeCauses = causes
 	if err := a.save(ctx, st); err != nil {
 		return err
@@ -284,11 +395,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	return nil
 }
 
-// deletedRefs are the objects cs deleted.
-func deletedRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
+// settledRefs are the objects a prune deleted or released (Skipped).
+func settledRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
 	var out []appliers.ObjectRef
 	for _, c := range cs {
-		if c.Action == appliers.Deleted {
+		if c.Action == appliers.Deleted || c.Action == appliers.Skipped {
 			out = append(out, c.Ref)
 		}
 	}
@@ -298,7 +409,20 @@ func deletedRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
 // record updates the app's state after a successful apply and prints what
 // happened.
 func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision, hash string,
-	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet) {
+	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet, takenFrom map[string][]string) {
+	handedTo := map[string][]string{}
+	for _, c := range cs {
+		if app, ok := strings.CutPrefix(c.Reason, handedOverPrefix); ok && c.Action == appliers.Skipped {
+			handedTo[app] = append(handedTo[app], c.Ref.String())
+		} else if c.Action == appliers.Skipped {
+			a.printf("app %s: %s %s", st.Name, c.Ref, c.Reason)
+			a.cfg.Log.Warn("prune skipped", "app", st.Name, "object", c.Ref.String(), "reason", c.Reason)
+		}
+	}
+	handover := handoverText(takenFrom, handedTo)
+	if handover != "" {
+		a.printf("app %s: %s", st.Name, handover)
+	}
 	for _, c := range cs {
 		a.cfg.Metrics.object(c.Action)
 		a.expect(c.Ref, c.Generation)
@@ -320,14 +444,14 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 			rolling = true
 		}
 	}
-	if newRevision && (cs.Changed() || rolling || st.Applied == nil) {
-		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates}
+	if newRevision && (cs.Changed() || rolling || st.Applied == nil || handover != "") {
+		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates, Message: handover}
 		if rolling {
 			e.Outcome = state.RollingOut
 		}
 		if rollbackTo != nil {
 			e.RollbackTo = rollbackTo.N
-			e.Message = fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject)
+			e.Message = joinText(fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject), handover)
 			a.printf("app %s: %s", st.Name, e.Message)
 		}
 		st.AddHistory(e)
@@ -341,7 +465,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 // stamp adds gitpace's labels, the app annotation and, on workloads, a
 // change-cause naming the commit that last changed their template. It
 // returns the change-causes; the caller records them only once applied.
-func stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) map[string]string {
+func stamp(st *state.App, agent, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) map[string]string {
 	causes := map[string]string{}
 	for _, o := range objs {
 		labels := o.GetLabels()
@@ -349,6 +473,7 @@ func stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured
 			labels = map[string]string{}
 		}
 		labels[appliers.ManagedByLabel] = appliers.ManagedByValue
+		labels[appliers.AgentLabel] = agent
 		o.SetLabels(labels)
 		ann := o.GetAnnotations()
 		if ann == nil {
@@ -431,7 +556,7 @@ func (a *Agent) undo(ctx context.Context, st *state.App, applied appliers.Change
 	n := 0
 	var errs []error
 	if len(created) > 0 {
-		cs, err := a.applier.Delete(ctx, created)
+		cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: a.owner(st.Name), Refs: created})
 		n += len(cs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deleting what the refused revision created: %w", err))
@@ -495,7 +620,7 @@ func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstruct
 		if err := a.applier.Prepare(objs); err != nil {
 			return nil, err
 		}
-		stamp(st, st.Name, *st.Applied, objs, templateHashes(objs))
+		stamp(st, a.cfg.Name, st.Name, *st.Applied, objs, templateHashes(objs))
 		return objs, nil
 	}
 	return nil, fmt.Errorf("revision %s has no app %s", st.Applied.Short(), st.Name)
@@ -534,16 +659,145 @@ func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h
 	return a.save(ctx, st)
 }
 
-func (a *Agent) removeApp(ctx context.Context, st *state.App) error {
-	if _, err := a.prune(ctx, st.Inventory); err != nil {
+// removeApp prunes what an app that left git had applied, except what
+// another app of the revision declares (handed over in place: a renamed
+// directory, an object moved between apps), then deletes its state.
+func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) error {
+	cs, err := a.prune(ctx, rev, st, a.canonical(st.Inventory))
+	if err != nil {
+		st.Inventory = stale(a.canonical(st.Inventory), settledRefs(cs))
+		st.Phase, st.Reason = state.Failed, "removed from git; pruning failed: "+err.Error()
+		return errors.Join(err, a.save(ctx, st))
+	}
+	n := 0
+	handedTo := map[string][]string{}
+	for _, c := range cs {
+		switch app, ok := strings.CutPrefix(c.Reason, handedOverPrefix); {
+		case c.Action == appliers.Deleted:
+			n++
+			a.cfg.Metrics.object(c.Action)
+		case ok:
+			handedTo[app] = append(handedTo[app], c.Ref.String())
+		default:
+			a.printf("app %s: %s %s", st.Name, c.Ref, c.Reason)
+			a.cfg.Log.Warn("prune skipped", "app", st.Name, "object", c.Ref.String(), "reason", c.Reason)
+		}
+	}
+	if err := a.store.Delete(ctx, st); err != nil {
 		return err
 	}
-	if err := a.store.Delete(ctx, st.Name); err != nil {
-		return err
+	msg := fmt.Sprintf("app %s: removed from git; pruned %d objects", st.Name, n)
+	if h := handoverText(nil, handedTo); h != "" {
+		msg = fmt.Sprintf("app %s: removed from git; %s; pruned %d objects", st.Name, h, n)
 	}
-	a.printf("app %s: removed from git; pruned %d objects", st.Name, len(st.Inventory))
+	a.printf("%s", msg)
 	delete(a.apps, st.Name)
+	delete(a.retryAt, st.Name)
 	return nil
+}
+
+// handedOverPrefix starts the Reason of an object a prune left to another
+// app of the same revision.
+const handedOverPrefix = "handed over to app "
+
+// handoverText says which objects an app took over from other apps and
+// handed over to them, e.g. "took over 4 objects from app web".
+func handoverText(from, to map[string][]string) string {
+	var parts []string
+	for _, app := range sortedKeys(from) {
+		parts = append(parts, fmt.Sprintf("took over %s from app %s", objectCount(from[app]), app))
+	}
+	for _, app := range sortedKeys(to) {
+		parts = append(parts, fmt.Sprintf("handed over %s to app %s", objectCount(to[app]), app))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func objectCount(refs []string) string {
+	if len(refs) == 1 {
+		return refs[0]
+	}
+	return fmt.Sprintf("%d objects", len(refs))
+}
+
+func joinText(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "; " + b
+}
+
+// previousOwners names, per other app of this agent, the objects of objs
+// that it had applied: the app is taking them over.
+func (a *Agent) previousOwners(app string, objs []*unstructured.Unstructured) map[string][]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string][]string{}
+	for _, o := range objs {
+		ref := appliers.RefOf(o)
+		if prev, ok := a.owned[ref.Key()]; ok && prev != app && prev != "" {
+			out[prev] = append(out[prev], ref.String())
+		}
+	}
+	return out
+}
+
+// owner is the Owner this agent records on app's objects.
+func (a *Agent) owner(app string) appliers.Owner {
+	return appliers.Owner{Agent: a.cfg.Name, App: app}
+}
+
+// canonical keys inventory refs as the server does (case 10: a stray
+// namespace on a cluster-scoped kind, recorded before the kind was known).
+func (a *Agent) canonical(refs []appliers.ObjectRef) []appliers.ObjectRef {
+	out := make([]appliers.ObjectRef, len(refs))
+	for i, r := range refs {
+		if r.Group == bcsGroup && r.Kind == bcsKind {
+			out[i] = r
+			continue
+		}
+		out[i] = a.applier.Canonical(r)
+	}
+	return out
+}
+
+// waitFor records that app's revision waits for a condition outside git
+// (a namespace still terminating: Kubernetes refuses every create in it
+// until it is gone). It is not rejected: the app is diffed again every
+// retryWait until it goes through.
+func (a *Agent) waitFor(ctx context.Context, st *state.App, rev sources.Revision, why string) error {
+	reason := fmt.Sprintf("revision %s waits: %s; retrying every %s", rev.Short(), why, retryWait)
+	if st.Reason != reason {
+		a.printf("app %s: %s", st.Name, reason)
+		a.cfg.Log.Info("revision waits", "app", st.Name, "commit", rev.Short(), "reason", why)
+	}
+	st.Phase, st.Reason = state.OutOfSync, reason
+	a.mu.Lock()
+	a.retryAt[st.Name] = a.cfg.Now().Add(retryWait)
+	a.mu.Unlock()
+	return a.save(ctx, st)
+}
+
+// retryWait is how often a waiting revision is tried again.
+const retryWait = 3 * time.Second
+
+// namespaceTerminating reports an error that a namespace being deleted
+// caused: Kubernetes refuses new content in it (Forbidden with cause
+// NamespaceTerminating) until it is gone.
+func namespaceTerminating(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) || !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return "", false
+	}
+	for _, c := range st.Status().Details.Causes {
+		if c.Type == corev1.NamespaceTerminatingCause {
+			return c.Field, true
+		}
+	}
+	return "", true
 }
 
 func (a *Agent) appState(name string) *state.App {
@@ -660,29 +914,52 @@ func stale(inventory, desired []appliers.ObjectRef) []appliers.ObjectRef {
 	return out
 }
 
-// prune deletes objects that left git: Kubernetes objects through the
-// applier, BCS deployments (both applications) through the paced engine.
-func (a *Agent) prune(ctx context.Context, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
+// prune deletes what left app st's desired state, over the whole revision:
+// objects another app declares are handed over, objects whose live copy no
+// longer names this agent and app are left alone (appliers.Prune). BCS
+// deployments (both applications) go through the paced engine, under the
+// same rules.
+func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
+	if len(refs) == 0 || !rev.pruneOK() {
+		return nil, nil
+	}
 	var kube []appliers.ObjectRef
 	var out appliers.ChangeSet
+	var errs []error
+	owner := a.owner(st.Name)
 	for _, r := range refs {
 		if r.Group != bcsGroup || r.Kind != bcsKind {
 			kube = append(kube, r)
 			continue
 		}
-		if err := a.engine.Delete(ctx, r.Namespace, r.Name); err != nil {
-			return out, err
+		if app, ok := rev.lookup(r.Key()); ok {
+			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: handedOverPrefix + app})
+			continue
+		}
+		deleted, err := a.engine.Delete(ctx, r.Namespace, r.Name, owner.Owns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		a.dropPaced(r)
-		out = append(out, appliers.Change{Ref: r, Action: appliers.Deleted})
+		if deleted {
+			out = append(out, appliers.Change{Ref: r, Action: appliers.Deleted})
+		} else {
+			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: "not pruned: its applications are not owned by " + owner.String()})
+		}
 	}
-	cs, err := a.applier.Delete(ctx, kube)
+	cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: owner, Refs: kube, Declared: rev.lookup, DeclaredNamespaces: rev.namespaces})
+	errs = append(errs, err)
 	a.mu.Lock()
 	for _, c := range cs {
-		a.forgetLocked(c.Ref.Key(), true) // gone from git and the cluster
+		if c.Action == appliers.Deleted {
+			a.forgetLocked(c.Ref.Key(), true) // gone from git and the cluster
+		} else if a.owned[c.Ref.Key()] == st.Name {
+			delete(a.owned, c.Ref.Key()) // released
+		}
 	}
 	a.mu.Unlock()
-	return append(out, cs...), err
+	return append(out, cs...), errors.Join(errs...)
 }
 
 func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {
@@ -731,6 +1008,10 @@ func (a *Agent) ReconcileAndReport(ctx context.Context) error {
 		switch st.Phase {
 		case state.Failed, state.Held:
 			errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
+		case state.OutOfSync:
+			if st.Reason != "" { // a revision waiting for the cluster
+				errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
+			}
 		}
 	}
 	return errors.Join(errs...)

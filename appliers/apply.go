@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 )
@@ -39,6 +40,8 @@ func IsSchemaError(err error) bool {
 // Applier diffs, applies and prunes objects with server-side apply.
 type Applier struct {
 	dyn    dynamic.Interface
+	meta   metadata.Interface
+	disco  discovery.DiscoveryInterface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
 	// DefaultNamespace is given to namespaced objects that name none.
 	DefaultNamespace string
@@ -60,8 +63,14 @@ func New(cfg *rest.Config) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Applier{
 		dyn:              dyn,
+		meta:             md,
+		disco:            dc,
 		mapper:           restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
 		DefaultNamespace: "default",
 	}, nil
@@ -74,15 +83,36 @@ func (a *Applier) Mapping(ref ObjectRef) (*meta.RESTMapping, error) {
 	gvk := ref.GVK()
 	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if meta.IsNoMatchError(err) {
-		a.mu.Lock()
-		a.mapper.Reset()
-		a.mu.Unlock()
+		a.resetDiscovery()
 		m, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if meta.IsNoMatchError(err) {
 		return nil, fmt.Errorf("%w: kind %s (apiVersion %s) is not served by the API server", ErrUnknownKind, gvk.Kind, gvk.GroupVersion())
 	}
 	return m, err
+}
+
+// resetDiscovery forgets what discovery said: the next mapping asks the
+// server again.
+func (a *Applier) resetDiscovery() {
+	a.mu.Lock()
+	a.mapper.Reset()
+	a.mu.Unlock()
+}
+
+// Canonical returns ref keyed the way the server keys the object: without
+// a namespace when its kind is cluster-scoped (a stray metadata.namespace
+// in git, or an inventory written before the kind was known; case 10). A
+// kind discovery does not know is returned as it is.
+func (a *Applier) Canonical(ref ObjectRef) ObjectRef {
+	if ref.Namespace == "" {
+		return ref
+	}
+	m, err := a.Mapping(ref)
+	if err == nil && m.Scope.Name() != meta.RESTScopeNameNamespace {
+		ref.Namespace = ""
+	}
+	return ref
 }
 
 func (a *Applier) resource(ref ObjectRef) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
@@ -97,28 +127,52 @@ func (a *Applier) resource(ref ObjectRef) (dynamic.ResourceInterface, *meta.REST
 }
 
 // Prepare defaults namespaces (namespaced kinds without one get
-// DefaultNamespace; cluster-scoped kinds lose a stray one) and checks that
-// every kind is served, except kinds whose CRD is itself in objs. Errors name
-// the object and its file.
+// DefaultNamespace; cluster-scoped kinds lose a stray one, as the API server
+// ignores it) and checks that every kind is served, except kinds whose CRD
+// is itself in objs. A CRD in objs is the truth about its kind's scope:
+// when discovery remembers another scope or resource name for it (the CRD
+// was deleted and declared again differently, case 11), discovery is asked
+// again before anything is keyed. Errors name the object and its file.
 func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
-	crds := map[string]string{} // group/kind → scope, of CRDs in objs
+	type crdInfo struct{ scope, plural string }
+	crds := map[string]crdInfo{} // group/kind → what the CRD in objs declares
 	for _, o := range objs {
 		if o.GetKind() == "CustomResourceDefinition" {
 			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
 			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
 			scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
-			crds[g+"/"+k] = scope
+			plural, _, _ := unstructured.NestedString(o.Object, "spec", "names", "plural")
+			crds[g+"/"+k] = crdInfo{scope, plural}
+		}
+	}
+	stale := func(ref ObjectRef, m *meta.RESTMapping) bool {
+		c, ok := crds[ref.Group+"/"+ref.Kind]
+		if !ok {
+			return false
+		}
+		namespaced := m.Scope.Name() == meta.RESTScopeNameNamespace
+		return namespaced != (c.scope == "Namespaced") || (c.plural != "" && m.Resource.Resource != c.plural)
+	}
+	for _, o := range objs {
+		if m, err := a.Mapping(RefOf(o)); err == nil && stale(RefOf(o), m) {
+			a.resetDiscovery()
+			break
 		}
 	}
 	var errs []error
 	for _, o := range objs {
 		ref := RefOf(o)
 		m, err := a.Mapping(ref)
+		if err == nil && stale(ref, m) {
+			err = fmt.Errorf("%w: discovery still serves %s as %s", ErrUnknownKind, ref.Kind, m.Scope.Name())
+		}
 		if err != nil {
-			if scope, ok := crds[ref.Group+"/"+ref.Kind]; ok {
+			if c, ok := crds[ref.Group+"/"+ref.Kind]; ok {
 				// Served once its CRD (same revision) is applied.
-				if scope == "Namespaced" && o.GetNamespace() == "" {
+				if c.scope == "Namespaced" && o.GetNamespace() == "" {
 					o.SetNamespace(a.DefaultNamespace)
+				} else if c.scope == "Cluster" {
+					o.SetNamespace("")
 				}
 				continue
 			}
@@ -313,9 +367,7 @@ func (a *Applier) waitEstablished(ctx context.Context, names []string) error {
 			}
 		}
 	}
-	a.mu.Lock()
-	a.mapper.Reset()
-	a.mu.Unlock()
+	a.resetDiscovery()
 	return nil
 }
 
@@ -347,31 +399,6 @@ func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *un
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	return ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
-}
-
-// Delete removes objects (prune), background propagation; already-gone
-// objects are not errors. It returns the Deleted entries.
-func (a *Applier) Delete(ctx context.Context, refs []ObjectRef) (ChangeSet, error) {
-	var out ChangeSet
-	var errs []error
-	policy := metav1.DeletePropagationBackground
-	// Reverse order: workloads before their Namespace.
-	sorted := append([]ObjectRef(nil), refs...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Kind != "Namespace" && sorted[j].Kind == "Namespace" })
-	for _, ref := range sorted {
-		ri, _, err := a.resource(ref)
-		if err != nil {
-			errs = append(errs, &ObjectError{Ref: ref, Err: err})
-			continue
-		}
-		err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
-		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, &ObjectError{Ref: ref, Err: fmt.Errorf("prune: %w", err)})
-			continue
-		}
-		out = append(out, Change{Ref: ref, Action: Deleted})
-	}
-	return out, errors.Join(errs...)
 }
 
 // Get reads one live object (nil, nil when it does not exist).

@@ -29,6 +29,14 @@ const (
 	ManagedByLabel = "app.kubernetes.io/managed-by"
 	ManagedByValue = "gitpace"
 	AppAnnotation  = "gitpace.dev/app"
+	// AgentLabel names the agent identity (gitpace run --name) whose app
+	// applied the object; with AppAnnotation it is the object's Owner.
+	AgentLabel = "gitpace.dev/agent"
+	// PruneAnnotation set to PruneDisabled on an object keeps it in the
+	// cluster when it leaves git (Flux's kustomize.toolkit.fluxcd.io/prune,
+	// Argo CD's Prune=false).
+	PruneAnnotation = "gitpace.dev/prune"
+	PruneDisabled   = "disabled"
 	// SourceAnnotation carries an object's file:line in memory for error
 	// messages; it is stripped before the object is sent to the cluster.
 	SourceAnnotation = "gitpace.dev/source"
@@ -78,6 +86,9 @@ const (
 	Configured Action = "configured"
 	Unchanged  Action = "unchanged"
 	Deleted    Action = "deleted"
+	// Skipped: a prune left the object in place (Change.Reason says why)
+	// and released it from the inventory.
+	Skipped Action = "skipped"
 )
 
 // Change is the outcome for one object.
@@ -87,6 +98,8 @@ type Change struct {
 	// Diff is a unified diff of the normalized live object against the
 	// normalized dry-run result ("" when unchanged).
 	Diff string `json:"diff,omitempty"`
+	// Reason says why an object was Skipped.
+	Reason string `json:"reason,omitempty"`
 	// Generation (or, for kinds without one, resourceVersion) after apply.
 	Generation      int64  `json:"generation,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
@@ -101,7 +114,7 @@ type ChangeSet []Change
 // Changed reports whether any entry is not Unchanged.
 func (cs ChangeSet) Changed() bool {
 	for _, c := range cs {
-		if c.Action != Unchanged {
+		if c.Action != Unchanged && c.Action != Skipped {
 			return true
 		}
 	}
@@ -115,7 +128,7 @@ func (cs ChangeSet) Summary() string {
 		n[c.Action]++
 	}
 	var parts []string
-	for _, a := range []Action{Created, Configured, Deleted, Unchanged} {
+	for _, a := range []Action{Created, Configured, Deleted, Skipped, Unchanged} {
 		if n[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[a], a))
 		}

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,9 @@ const DefaultNamespace = "gitpace-system"
 // Label on every state ConfigMap.
 const (
 	KindLabel = "gitpace.dev/state"
-	dataKey   = "app.json"
+	// AgentLabel names the agent whose app a state ConfigMap records.
+	AgentLabel = appliers.AgentLabel
+	dataKey    = "app.json"
 )
 
 // Phase is an app's state as `gitpace status` shows it.
@@ -62,6 +65,9 @@ const (
 // App is the persisted state of one app.
 type App struct {
 	Name string `json:"name"`
+	// Agent is the identity of the agent that reconciles the app (gitpace
+	// run --name); "" for state written before agents had identities.
+	Agent string `json:"agent,omitempty"`
 	// Applied is the revision whose objects are in force.
 	Applied *sources.Revision `json:"applied,omitempty"`
 	// ContentHash is the hash of the app's files at Applied; a newer commit
@@ -214,8 +220,10 @@ func NewStore(cs kubernetes.Interface, ns string) *Store {
 	return &Store{cs: cs, Namespace: ns, written: map[string]saved{}}
 }
 
-// ConfigMapName is the state ConfigMap of app: readable and collision-free.
-func ConfigMapName(app string) string {
+// ConfigMapName is the state ConfigMap of an agent's app: readable and
+// collision-free across agents sharing a state namespace. agent "" gives
+// the name used before agents had identities.
+func ConfigMapName(agent, app string) string {
 	s := strings.Map(func(r rune) rune {
 		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
 			return r
@@ -228,7 +236,11 @@ func ConfigMapName(app string) string {
 	if len(s) > 40 {
 		s = s[:40]
 	}
-	sum := sha256.Sum256([]byte(app))
+	key := app
+	if agent != "" {
+		key = agent + "\x00" + app
+	}
+	sum := sha256.Sum256([]byte(key))
 	return "app-" + strings.Trim(s, "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
@@ -247,13 +259,14 @@ func (s *Store) EnsureNamespace(ctx context.Context) error {
 	return nil
 }
 
-// List returns every app's state, keyed by app name.
-func (s *Store) List(ctx context.Context) (map[string]*App, error) {
+// List returns the state of every app of every agent in the namespace,
+// sorted by agent, then app.
+func (s *Store) List(ctx context.Context) ([]*App, error) {
 	list, err := s.cs.CoreV1().ConfigMaps(s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: KindLabel + "=app"})
 	if err != nil {
 		return nil, fmt.Errorf("reading app state from namespace %s: %w", s.Namespace, err)
 	}
-	out := map[string]*App{}
+	var out []*App
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, cm := range list.Items {
@@ -263,14 +276,20 @@ func (s *Store) List(ctx context.Context) (map[string]*App, error) {
 		}
 		body, _ := unstamped(&a)
 		s.written[cm.Name] = saved{body, a.Updated}
-		out[a.Name] = &a
+		out = append(out, &a)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Agent != out[j].Agent {
+			return out[i].Agent < out[j].Agent
+		}
+		return out[i].Name < out[j].Name
+	})
 	return out, nil
 }
 
-// Get returns one app's state (nil, nil when there is none).
-func (s *Store) Get(ctx context.Context, app string) (*App, error) {
-	cm, err := s.cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, ConfigMapName(app), metav1.GetOptions{})
+// Get returns agent's app's state (nil, nil when there is none).
+func (s *Store) Get(ctx context.Context, agent, app string) (*App, error) {
+	cm, err := s.cs.CoreV1().ConfigMaps(s.Namespace).Get(ctx, ConfigMapName(agent, app), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -284,6 +303,26 @@ func (s *Store) Get(ctx context.Context, app string) (*App, error) {
 	return &a, nil
 }
 
+// Find returns the state of the app named app, whichever agent has it
+// (nil, nil when none has; an error when several agents have one).
+func (s *Store) Find(ctx context.Context, app string) (*App, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found *App
+	for _, a := range all {
+		if a.Name != app {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("app %q exists for agents %s and %s", app, found.Agent, a.Agent)
+		}
+		found = a
+	}
+	return found, nil
+}
+
 // Save writes a's state when it differs from what was last read or written,
 // Updated aside: when nothing else changed it writes nothing and gives a
 // back the stored Updated.
@@ -292,7 +331,7 @@ func (s *Store) Save(ctx context.Context, a *App) error {
 	if err != nil {
 		return err
 	}
-	name := ConfigMapName(a.Name)
+	name := ConfigMapName(a.Agent, a.Name)
 	s.mu.Lock()
 	prev, ok := s.written[name]
 	s.mu.Unlock()
@@ -306,7 +345,7 @@ func (s *Store) Save(ctx context.Context, a *App) error {
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace,
-			Labels:      map[string]string{KindLabel: "app", appliers.ManagedByLabel: appliers.ManagedByValue},
+			Labels:      map[string]string{KindLabel: "app", appliers.ManagedByLabel: appliers.ManagedByValue, AgentLabel: a.Agent},
 			Annotations: map[string]string{appliers.AppAnnotation: a.Name}},
 		Data: map[string]string{dataKey: string(b)},
 	}
@@ -337,14 +376,16 @@ func (s *Store) Save(ctx context.Context, a *App) error {
 	return nil
 }
 
-// Delete removes an app's state (the app left git and was pruned).
-func (s *Store) Delete(ctx context.Context, app string) error {
-	err := s.cs.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, ConfigMapName(app), metav1.DeleteOptions{})
+// Delete removes an app's state (the app left git and was pruned, or its
+// state moved under a new name).
+func (s *Store) Delete(ctx context.Context, a *App) error {
+	name := ConfigMapName(a.Agent, a.Name)
+	err := s.cs.CoreV1().ConfigMaps(s.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	s.mu.Lock()
-	delete(s.written, ConfigMapName(app))
+	delete(s.written, name)
 	s.mu.Unlock()
 	return nil
 }

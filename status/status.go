@@ -26,7 +26,10 @@ import (
 
 // App is one app's status.
 type App struct {
-	Name        string                       `json:"name"`
+	Name string `json:"name"`
+	// Agent is the identity of the agent that reconciles the app ("" for
+	// state written before agents had identities).
+	Agent       string                       `json:"agent,omitempty"`
 	Applied     *sources.Revision            `json:"applied,omitempty"`
 	Phase       state.Phase                  `json:"phase"`
 	Reason      string                       `json:"reason,omitempty"`
@@ -40,25 +43,17 @@ type App struct {
 	Updated time.Time      `json:"updated"`
 }
 
-// Collect reads every app's state (or only the named one) and the live
-// Deployments of its inventory.
-func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only string) ([]App, error) {
-	store := state.NewStore(kube, stateNS)
-	all, err := store.List(ctx)
+// Collect reads every app's state (or only the apps named only; of the
+// agent named agent when it is not "") and the live Deployments of its
+// inventory.
+func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agent string) ([]App, error) {
+	all, err := find(ctx, kube, stateNS, only, agent)
 	if err != nil {
 		return nil, err
 	}
-	if only != "" {
-		st, ok := all[only]
-		if !ok {
-			return nil, fmt.Errorf("app %q not found in namespace %s (known: %s)", only, store.Namespace, strings.Join(names(all), ", "))
-		}
-		all = map[string]*state.App{only: st}
-	}
 	var out []App
-	for _, name := range names(all) {
-		st := all[name]
-		a := App{Name: name, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
+	for _, st := range all {
+		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
 			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods}
 		for _, ref := range st.Inventory {
 			if ref.Kind != "Deployment" || ref.Group != "apps" {
@@ -78,19 +73,52 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only strin
 	return out, nil
 }
 
-// History returns one app's history, oldest first.
-func History(ctx context.Context, kube kubernetes.Interface, stateNS, app string) ([]state.Entry, error) {
-	st, err := state.NewStore(kube, stateNS).Get(ctx, app)
+// find lists the states of app only ("" = every app) of agent ("" = every
+// agent), sorted by agent, then app.
+func find(ctx context.Context, kube kubernetes.Interface, stateNS, only, agent string) ([]*state.App, error) {
+	all, err := state.NewStore(kube, stateNS).List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st == nil {
-		return nil, fmt.Errorf("app %q not found in namespace %s", app, stateNS)
+	var out []*state.App
+	known := map[string]bool{}
+	for _, st := range all {
+		if agent != "" && st.Agent != agent {
+			continue
+		}
+		known[st.Name] = true
+		if only == "" || st.Name == only {
+			out = append(out, st)
+		}
 	}
-	return st.History, nil
+	if only != "" && len(out) == 0 {
+		where := "namespace " + stateNS
+		if agent != "" {
+			where += ", agent " + agent
+		}
+		return nil, fmt.Errorf("app %q not found in %s (known: %s)", only, where, strings.Join(sortedNames(known), ", "))
+	}
+	return out, nil
 }
 
-func names(m map[string]*state.App) []string {
+// History returns one app's history, oldest first. When agents sharing the
+// state namespace each have an app of that name, agent must say which.
+func History(ctx context.Context, kube kubernetes.Interface, stateNS, app, agent string) ([]state.Entry, error) {
+	sts, err := find(ctx, kube, stateNS, app, agent)
+	if err != nil {
+		return nil, err
+	}
+	if len(sts) > 1 {
+		var agents []string
+		for _, st := range sts {
+			agents = append(agents, st.Agent)
+		}
+		return nil, fmt.Errorf("app %q exists for agents %s: say which with --agent", app, strings.Join(agents, ", "))
+	}
+	return sts[0].History, nil
+}
+
+func sortedNames(m map[string]bool) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -131,13 +159,17 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 func AppsTable(apps []App) func(io.Writer) {
 	return func(out io.Writer) {
 		w := newTable(out)
-		fmt.Fprintln(w, "APP\tREVISION\tSTATE\tAUTHOR\tSUBJECT\tMESSAGE")
+		fmt.Fprintln(w, "APP\tAGENT\tREVISION\tSTATE\tAUTHOR\tSUBJECT\tMESSAGE")
 		for _, a := range apps {
 			rev, author, subject := "<none>", "", ""
 			if a.Applied != nil {
 				rev, author, subject = a.Applied.Short(), a.Applied.Author, a.Applied.Subject
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, rev, a.Phase, trim(author, 30), trim(subject, 40), a.Reason)
+			agent := a.Agent
+			if agent == "" {
+				agent = "<none>"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, agent, rev, a.Phase, trim(author, 30), trim(subject, 40), a.Reason)
 		}
 		w.Flush()
 		var rows []string

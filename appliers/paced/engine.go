@@ -150,20 +150,28 @@ func (e *Engine) act(ctx context.Context, spec Spec, d Decision) error {
 	return nil
 }
 
-// Delete deletes every application of BCS deployment ns/name, and with them
-// its pods and its rollout state (prune).
-func (e *Engine) Delete(ctx context.Context, ns, name string) error {
+// Delete removes every application (ReplicaSet) of BCS deployment ns/name
+// that owns accepts (nil: all), the deployment leaving git. It reports
+// whether any remained that owns refused (then the deployment is not
+// gone: false). Background propagation: the ReplicaSet controller's
+// garbage collector removes the pods.
+func (e *Engine) Delete(ctx context.Context, ns, name string, owns func(metav1.Object) bool) (bool, error) {
 	rss := e.Client.AppsV1().ReplicaSets(ns)
 	list, err := rss.List(ctx, metav1.ListOptions{LabelSelector: selector(name)})
 	if err != nil {
-		return fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", ns, name, err)
+		return false, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", ns, name, err)
 	}
 	bg := metav1.DeletePropagationBackground
 	var errs []error
+	kept := false
 	for _, rs := range list.Items {
+		if owns != nil && !owns(&rs) {
+			kept = true
+			continue
+		}
 		if err := rss.Delete(ctx, rs.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting ReplicaSet %s/%s: %w", ns, rs.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return !kept, errors.Join(errs...)
 }

@@ -87,7 +87,7 @@ func TestStateInCluster(t *testing.T) {
 		}
 	}
 	t.Logf("bcs-client list -t app:\n%s", formatApps(s.Apps))
-	if err := e.Delete(ctx, r.ns, "test"); err != nil {
+	if _, err := e.Delete(ctx, r.ns, "test", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.rsReplicas(ctx); len(got) != 0 {

@@ -452,7 +452,7 @@ func testKillDeployment(t *testing.T, when string) {
 	if rolledOut(d, imageV1) {
 		t.Errorf("the kill came after the rollout ended: %+v", d.Status)
 	}
-	before, err := state.NewStore(cs, stateNS).Get(context.Background(), "web")
+	before, err := state.NewStore(cs, stateNS).Find(context.Background(), "web")
 	if err != nil {
 		t.Fatal(err)
 	}

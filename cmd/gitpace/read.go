@@ -14,12 +14,14 @@ import (
 type readFlags struct {
 	kube    kubeFlags
 	stateNS string
+	agent   string
 	output  string
 }
 
 func (r *readFlags) add(cmd *cobra.Command) {
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
+	r.addAgent(cmd)
 	cmd.Flags().VarP((*outputFormat)(&r.output), "output", "o", "output format: json or yaml (default: a table)")
 }
 
@@ -35,6 +37,12 @@ func (f *outputFormat) Set(v string) error {
 		return nil
 	}
 	return fmt.Errorf("want json or yaml, not %q", v)
+}
+
+// addAgent adds --agent, which picks one agent's apps where several agents
+// share the state namespace.
+func (r *readFlags) addAgent(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&r.agent, "agent", "", "only the apps of this agent identity (gitpace run --name; default: every agent's)")
 }
 
 func (r *readFlags) client() (kubernetes.Interface, error) {
@@ -64,7 +72,7 @@ progress in 'kubectl rollout status' wording.`,
 			if len(args) == 1 {
 				only = args[0]
 			}
-			apps, err := status.Collect(cmd.Context(), kube, r.stateNS, only)
+			apps, err := status.Collect(cmd.Context(), kube, r.stateNS, only, r.agent)
 			if err != nil {
 				return err
 			}
@@ -86,7 +94,7 @@ func newHistoryCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := status.History(cmd.Context(), kube, r.stateNS, args[0])
+			h, err := status.History(cmd.Context(), kube, r.stateNS, args[0], r.agent)
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/state"
@@ -38,6 +39,8 @@ type runOptions struct {
 	bcsStart   time.Duration
 	bcsDelete  time.Duration
 	elect      bool
+	name       string
+	allowEmpty bool
 	election   agent.Election
 }
 
@@ -75,6 +78,8 @@ lease, so a standby takes over at once. --once does not elect.`,
 	fs.StringVar(&o.verifyKeys, "verify-signatures", "", "file of trusted keys (armored OpenPGP public keys; SSH public keys one per line): apply only revisions whose head commit one of them signed")
 	fs.DurationVar(&o.bcsStart, "bcs-start-timeout", paced.DefaultStartTimeout, "BCS rollouts: a cycle's start phase (new pods becoming Ready) running longer suspends the rollout (UpdateSuspend, app Failed)")
 	fs.DurationVar(&o.bcsDelete, "bcs-delete-timeout", paced.DefaultDeleteTimeout, "BCS rollouts: a cycle's delete phase (old pods going away) running longer suspends the rollout")
+	fs.StringVar(&o.name, "name", "", "the agent's identity, recorded on every object it applies (label "+appliers.AgentLabel+"): prune deletes only objects that name it (default: <repo base name>-<hash of --repo, --branch, --path>)")
+	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "apply a revision that holds no app under --path, or that would prune every object the agent manages (held otherwise)")
 	fs.BoolVar(&o.elect, "leader-elect", false, "elect a leader among agents sharing --state-namespace (Lease "+agent.LeaseName+"); only the leader reconciles, the others stand by")
 	fs.DurationVar(&o.election.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits before taking over a lease that is not renewed")
 	fs.DurationVar(&o.election.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it gives up (and exits)")
@@ -105,6 +110,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ag, err := agent.New(agent.Config{
+		Name: o.name, AllowEmpty: o.allowEmpty,
 		Source: src, Rest: rc, StateNamespace: o.stateNS, DefaultNamespace: o.defaultNS,
 		Interval: o.interval, Resync: o.resync, KeyRing: kr,
 		BCSStartTimeout: o.bcsStart, BCSDeleteTimeout: o.bcsDelete,
@@ -132,7 +138,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 		defer srv.Shutdown(context.Background())
 		log.Info("serving /metrics, /healthz and POST /hooks/git", "addr", ln.Addr().String())
 	}
-	log.Info("gitpace agent starting", "repo", o.src.cfg.URL, "branch", o.src.cfg.Branch, "path", o.src.cfg.Path, "interval", o.interval.String())
+	log.Info("gitpace agent starting", "agent", ag.Name(), "repo", o.src.cfg.URL, "branch", o.src.cfg.Branch, "path", o.src.cfg.Path, "interval", o.interval.String())
 	if o.elect {
 		return ag.RunElected(ctx, o.election)
 	}

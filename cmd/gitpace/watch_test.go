@@ -241,22 +241,22 @@ func (r *rsLog) snapshot() (steps map[string][]int32, states []paced.State, raw 
 // satisfies cond, and returns it.
 func untilAppState(ctx context.Context, cs kubernetes.Interface, stateNS, app string, cond func(*state.App) bool) (*state.App, error) {
 	store := state.NewStore(cs, stateNS)
-	sel := fields.OneTermEqualSelector("metadata.name", state.ConfigMapName(app)).String()
+	sel := state.KindLabel + "=app" // the test's own state namespace: its apps only
 	var last *state.App
 	_, err := watchtools.UntilWithSync(ctx, &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
+			o.LabelSelector = sel
 			return cs.CoreV1().ConfigMaps(stateNS).List(ctx, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
+			o.LabelSelector = sel
 			return cs.CoreV1().ConfigMaps(stateNS).Watch(ctx, o)
 		},
 	}, &corev1.ConfigMap{}, nil, func(ev watch.Event) (bool, error) {
 		if ev.Type == watch.Deleted {
 			return false, nil
 		}
-		st, err := store.Get(ctx, app)
+		st, err := store.Find(ctx, app)
 		if err != nil || st == nil {
 			return false, err
 		}

@@ -139,9 +139,12 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 				if err != nil {
 					return err
 				}
-				apps, err := status.Collect(cmd.Context(), kube, r.stateNS, args[0])
+				apps, err := status.Collect(cmd.Context(), kube, r.stateNS, args[0], r.agent)
 				if err != nil {
 					return err
+				}
+				if len(apps) > 1 {
+					return usageErr("app " + args[0] + " exists for several agents: say which with --agent")
 				}
 				for _, d := range apps[0].BCS {
 					if d.Rollout != "" {
@@ -168,6 +171,7 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 	c.add(cmd)
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
+	r.addAgent(cmd)
 	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout (new application name) to approve (default: the one in flight)")
 	cmd.Flags().IntVar(&cycles, "cycles", 0, "total number of cycles approved for this rollout (0: one more than the app's PROMOTE approves now)")
 	return cmd
@@ -190,7 +194,7 @@ reports a rollback to revision N.`,
 			if err != nil {
 				return err
 			}
-			hist, err := status.History(cmd.Context(), kube, r.stateNS, args[0])
+			hist, err := status.History(cmd.Context(), kube, r.stateNS, args[0], r.agent)
 			if err != nil {
 				return err
 			}
@@ -216,6 +220,7 @@ reports a rollback to revision N.`,
 	c.add(cmd)
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
+	r.addAgent(cmd)
 	cmd.Flags().IntVar(&to, "to-revision", 0, "history revision to return to (default: the one before the newest)")
 	return cmd
 }

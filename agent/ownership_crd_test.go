@@ -1,0 +1,175 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/internal/gittest"
+	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/state"
+)
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// testGroup is an API group of the test's own.
+func testGroup(f *fixture) string {
+	return "t" + strings.ReplaceAll(f.ns[max(0, len(f.ns)-12):], "-", "") + ".gitpace.dev"
+}
+
+func deleteCRDAtEnd(t *testing.T, dyn dynamic.Interface, name string) {
+	t.Cleanup(func() { _ = dyn.Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
+// TestClusterScopedCustomResourceWithStrayNamespace (case 10): a CRD with
+// scope Cluster and, in the same revision, a resource of it carrying a
+// stray metadata.namespace. It is keyed as the server keys it (no
+// namespace): a commit to another app, and an agent restart, neither
+// delete it nor add to its app's history.
+func TestClusterScopedCustomResourceWithStrayNamespace(t *testing.T) {
+	f := newFixture(t)
+	group := testGroup(f)
+	dyn, err := dynamic.NewForConfig(testenv.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteCRDAtEnd(t, dyn, "zones."+group)
+	crd := strings.Replace(crdYAML(group, "Zone", "x-kubernetes-preserve-unknown-fields: true"), "scope: Namespaced", "scope: Cluster", 1)
+	zone := fmt.Sprintf("apiVersion: %s/v1\nkind: Zone\nmetadata:\n  name: shop-example\n  namespace: %s\nspec:\n  ttl: 300\n", group, f.ns)
+	f.repo.Commit("dns", map[string]string{"apps/dns/crd.yaml": crd, "apps/dns/zone.yaml": zone, "apps/other/cm.yaml": cm})
+	f.build(nil)
+	f.once()
+	zones := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "zones"})
+	ctx := context.Background()
+	z, err := zones.Get(ctx, "shop-example", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := zones.Watch(ctx, metav1.ListOptions{ResourceVersion: z.GetResourceVersion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for _, ref := range f.appState("dns").Inventory {
+		if ref.Kind == "Zone" && ref.Namespace != "" {
+			t.Errorf("inventory keys the cluster-scoped Zone with namespace %q", ref.Namespace)
+		}
+	}
+	f.repo.Commit("touch other", map[string]string{"apps/other/cm.yaml": strings.Replace(cm, "hello", "hi", 1)})
+	f.once()
+	f.agent = f.rebuild() // the restart
+	f.once()
+	f.repo.Commit("touch other again", map[string]string{"apps/other/cm.yaml": cm})
+	f.once()
+	if got, err := zones.Get(ctx, "shop-example", metav1.GetOptions{}); err != nil || got.GetUID() != z.GetUID() {
+		t.Fatalf("Zone after a commit elsewhere and a restart: %v (uid %v, want %v)\n%s", err, got.GetUID(), z.GetUID(), f.out.String())
+	}
+	for drained := false; !drained; {
+		select {
+		case ev := <-w.ResultChan():
+			if ev.Type == watch.Deleted {
+				t.Fatalf("the Zone was deleted\n%s", f.out.String())
+			}
+		default:
+			drained = true
+		}
+	}
+	st := f.appState("dns")
+	if len(st.History) != 1 || st.Phase != state.Synced || len(st.Inventory) != 2 {
+		t.Errorf("dns: history %d entries (want 1), %s, inventory %v", len(st.History), st.Phase, st.Inventory)
+	}
+}
+
+// TestCRDScopeChangedWithoutRestart (case 11): a namespaced CRD and its
+// resource leave git; then the CRD comes back cluster-scoped with its
+// resource. Discovery's memory of the old scope does not reject it: the
+// running agent applies it, no restart needed.
+func TestCRDScopeChangedWithoutRestart(t *testing.T) {
+	f := newFixture(t)
+	group := testGroup(f)
+	dyn, err := dynamic.NewForConfig(testenv.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteCRDAtEnd(t, dyn, "gadgets."+group)
+	crd := crdYAML(group, "Gadget", "x-kubernetes-preserve-unknown-fields: true")
+	g1 := fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n", group)
+	f.repo.Commit("gadgets", map[string]string{"apps/gadgets/crd.yaml": crd, "apps/gadgets/g1.yaml": g1, "apps/other/cm.yaml": cm})
+	f.build(nil)
+	f.once()
+	gadgets := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"})
+	ctx := context.Background()
+	if _, err := gadgets.Namespace(f.ns).Get(ctx, "g1", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.Commit("remove gadgets", map[string]string{"apps/gadgets/crd.yaml": gittest.Delete, "apps/gadgets/g1.yaml": gittest.Delete})
+	f.once()
+	f.eventually("CRD gone", time.Minute, func() bool {
+		_, err := dyn.Resource(crdGVR).Get(ctx, "gadgets."+group, metav1.GetOptions{})
+		return err != nil
+	})
+	f.repo.Commit("gadgets, cluster-scoped", map[string]string{
+		"apps/gadgets/crd.yaml": strings.Replace(crd, "scope: Namespaced", "scope: Cluster", 1), "apps/gadgets/g1.yaml": g1})
+	f.once()
+	if _, err := gadgets.Get(ctx, "g1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("cluster-scoped g1: %v\n%s", err, f.out.String())
+	}
+	if st := f.appState("gadgets"); st.Phase != state.Synced || st.Rejected != nil {
+		t.Fatalf("gadgets: %s %s", st.Phase, st.Reason)
+	}
+	// A fresh process and the running agent agree: nothing to change.
+	_, diffs, err := f.rebuild().Diff(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		if d.Error != "" || d.Changes.Changed() {
+			t.Errorf("fresh diff of %s: %s %v", d.App, d.Error, d.Changes.Summary())
+		}
+	}
+}
+
+// TestRemotePollAfterBCSRollout (issue 8 §5): with a remote repository
+// (file://, so no fsnotify) and a BCS deployment, commits pushed after its
+// rollout are still picked up at the poll interval: a ReplicaSet event
+// must not push the next poll back to the paced engine's next due time.
+func TestRemotePollAfterBCSRollout(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("bcs", map[string]string{"apps/web/test.json": bcsSeed(t, "test1-1-0.json", f.ns), "apps/other/cm.yaml": cm})
+	src, err := sources.NewGitSource(sources.GitConfig{URL: "file://" + f.repo.Dir, Branch: "main", Path: "apps", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cfg = agent.Config{Source: src, Rest: testenv.Config(t), StateNamespace: f.stateNS, DefaultNamespace: f.ns,
+		Interval: time.Second, Resync: time.Hour, Out: f.out, Log: f.logger()}
+	f.rebuild()
+	f.run()
+	f.eventually("BCS application test Ready", time.Minute, func() bool {
+		rs, err := f.kube.AppsV1().ReplicaSets(f.ns).Get(context.Background(), "test", metav1.GetOptions{})
+		st := f.appState("web")
+		return err == nil && rs.Status.ReadyReplicas == 2 && st != nil && st.Phase == state.Synced
+	})
+	for i := range 3 {
+		want := fmt.Sprintf("v%d", i)
+		f.repo.Commit("cm "+want, map[string]string{"apps/other/cm.yaml": strings.Replace(cm, "hello", want, 1)})
+		// A ReplicaSet event between polls (what the finished rollout's
+		// pods do): the poll must still come within its interval.
+		if _, err := f.kube.AppsV1().ReplicaSets(f.ns).Patch(context.Background(), "test", "application/merge-patch+json",
+			[]byte(fmt.Sprintf(`{"metadata":{"annotations":{"poke":%q}}}`, want)), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.eventually("commit "+want+" applied within a few poll intervals", 10*time.Second, func() bool {
+			c, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(context.Background(), "test-config", metav1.GetOptions{})
+			return err == nil && c.Data["greeting"] == want
+		})
+	}
+}
