@@ -392,7 +392,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	f.repo.Commit("v1", map[string]string{
 		"apps/payments/namespace.yaml": nsYAML(pay), "apps/payments/api.yaml": cmIn("payments-api", pay),
 		"apps/team-a/namespace.yaml": nsYAML(shared), "apps/team-a/worker.yaml": cmIn("a-worker", shared),
-		"apps/team-a/keep.yaml": strings.Replace(cmIn("a-keep", shared), "metadata:\n", "metadata:\n  annotations:\n    gitpace.dev/prune: disabled\n", 1),
+		"apps/team-a/keep.yaml":   strings.Replace(cmIn("a-keep", shared), "metadata:\n", "metadata:\n  annotations:\n    gitpace.dev/prune: disabled\n", 1),
 		"apps/team-b/worker.yaml": cmIn("b-worker", shared),
 	})
 	f.build(nil)
