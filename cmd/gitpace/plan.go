@@ -12,7 +12,7 @@ import (
 func newPlanCommand() *cobra.Command {
 	var src sourceFlags
 	r := &readFlags{}
-	var rev, format, defaultNS string
+	var rev, format, defaultNS, name string
 	cmd := &cobra.Command{
 		Use:   "plan --repo URL [--rev REV] [--format text|markdown]",
 		Short: "Show what merging a revision would change and roll out (exit 0 none, 2 changes, 1 error)",
@@ -36,7 +36,7 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 			if err != nil {
 				return err
 			}
-			p, err := plan.Make(cmd.Context(), plan.Config{Source: s, Rest: rc,
+			p, err := plan.Make(cmd.Context(), plan.Config{AgentName: name, Source: s, Rest: rc,
 				StateNamespace: r.stateNS, DefaultNamespace: defaultNS}, rev)
 			if err != nil {
 				return err
@@ -64,5 +64,6 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 	cmd.Flags().StringVar(&rev, "rev", "", "branch, tag or commit to plan (default: the branch head)")
 	cmd.Flags().StringVar(&format, "format", "text", "report format: text or markdown (-o json|yaml prints the plan's data instead)")
 	cmd.Flags().StringVar(&defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none (as the agent's)")
+	addNameFlag(cmd, &name)
 	return cmd
 }

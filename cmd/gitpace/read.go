@@ -21,7 +21,6 @@ type readFlags struct {
 func (r *readFlags) add(cmd *cobra.Command) {
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
-	r.addAgent(cmd)
 	cmd.Flags().VarP((*outputFormat)(&r.output), "output", "o", "output format: json or yaml (default: a table)")
 }
 
@@ -80,6 +79,7 @@ progress in 'kubectl rollout status' wording.`,
 		},
 	}
 	r.add(cmd)
+	r.addAgent(cmd)
 	return cmd
 }
 
@@ -102,13 +102,14 @@ func newHistoryCommand() *cobra.Command {
 		},
 	}
 	r.add(cmd)
+	r.addAgent(cmd)
 	return cmd
 }
 
 func newDiffCommand() *cobra.Command {
 	var src sourceFlags
 	r := &readFlags{}
-	var rev, defaultNS string
+	var rev, defaultNS, name string
 	cmd := &cobra.Command{
 		Use:   "diff --repo URL [--rev REV]",
 		Short: "Show what a revision would change in the live cluster (exit 0 none, 2 changes, 1 error)",
@@ -125,7 +126,7 @@ plus the objects a prune would delete. It writes nothing.`,
 			if err != nil {
 				return err
 			}
-			ag, err := agent.New(agent.Config{Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS})
+			ag, err := agent.New(agent.Config{Name: name, Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS})
 			if err != nil {
 				return err
 			}
@@ -147,6 +148,7 @@ plus the objects a prune would delete. It writes nothing.`,
 	r.add(cmd)
 	cmd.Flags().StringVar(&rev, "rev", "", "branch, tag or commit to diff (default: the branch head)")
 	cmd.Flags().StringVar(&defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none (as given to gitpace run)")
+	addNameFlag(cmd, &name)
 	return cmd
 }
 
@@ -185,4 +187,10 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 		cmd.Printf("revision %s: no changes\n", rev)
 	}
 	return changed, failed
+}
+
+// addNameFlag adds --name to diff and plan: they diff as that agent would
+// (its inventories decide what a prune deletes).
+func addNameFlag(cmd *cobra.Command, name *string) {
+	cmd.Flags().StringVar(name, "name", "", "the agent identity to diff as (gitpace run --name; default derived from --repo, --branch, --path as run does)")
 }
