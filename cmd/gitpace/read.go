@@ -180,6 +180,10 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 			if c.Action == "unchanged" {
 				continue
 			}
+			if c.Action == "skipped" {
+				cmd.Printf("# app %s: %s %s\n", d.App, c.Ref, c.Reason)
+				continue
+			}
 			cmd.Printf("# app %s: %s %s\n%s", d.App, c.Ref, c.Action, c.Diff)
 		}
 	}
