@@ -355,18 +355,18 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
 	takenFrom := a.previousOwners(st.Name, objs)
 	diff, err := a.applier.Diff(ctx, objs)
-	if ns, ok := namespaceTerminating(err); ok {
-		return a.waitFor(ctx, st, in.rev, fmt.Sprintf("namespace %s is being terminated", ns))
+	if why, ok := namespaceTerminating(err); ok {
+		return a.waitFor(ctx, st, in.rev, why)
 	}
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
 	applied, err := a.applier.Apply(ctx, objs, diff)
-	if ns, ok := namespaceTerminating(err); ok {
+	if why, ok := namespaceTerminating(err); ok {
 		for _, c := range applied {
 			a.expect(c.Ref, c.Generation)
 		}
-		return a.waitFor(ctx, st, in.rev, fmt.Sprintf("namespace %s is being terminated", ns))
+		return a.waitFor(ctx, st, in.rev, why)
 	}
 	if err != nil {
 		if isTransient(err) {
@@ -783,27 +783,27 @@ const retryWait = 3 * time.Second
 
 // namespaceTerminating reports an error that a namespace being deleted
 // caused: Kubernetes refuses new content in it (Forbidden with cause
-// NamespaceTerminating) until it is gone.
+// NamespaceTerminating, whose message is "namespace X is being
+// terminated") until it is gone. It returns that message.
 func namespaceTerminating(err error) (string, bool) {
-	if err == nil {
+	if err == nil || !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 		return "", false
 	}
 	var st apierrors.APIStatus
-	if !errors.As(err, &st) || !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-		return "", false
-	}
-	for _, c := range st.Status().Details.Causes {
-		if c.Type == corev1.NamespaceTerminatingCause {
-			return c.Field, true
+	if errors.As(err, &st) && st.Status().Details != nil {
+		for _, c := range st.Status().Details.Causes {
+			if c.Type == corev1.NamespaceTerminatingCause && c.Message != "" {
+				return c.Message, true
+			}
 		}
 	}
-	return "", true
+	return "its namespace is being terminated", true
 }
 
 func (a *Agent) appState(name string) *state.App {
 	st, ok := a.apps[name]
 	if !ok {
-		st = &state.App{Name: name, Phase: state.OutOfSync}
+		st = &state.App{Name: name, Agent: a.cfg.Name, Phase: state.OutOfSync}
 		a.apps[name] = st
 	}
 	return st
@@ -952,9 +952,12 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 	errs = append(errs, err)
 	a.mu.Lock()
 	for _, c := range cs {
-		if c.Action == appliers.Deleted {
+		switch {
+		case c.Action == appliers.Deleted:
 			a.forgetLocked(c.Ref.Key(), true) // gone from git and the cluster
-		} else if a.owned[c.Ref.Key()] == st.Name {
+		case strings.HasPrefix(c.Reason, handedOverPrefix):
+			// the app taking it over owns it once it applied it
+		case a.owned[c.Ref.Key()] == st.Name:
 			delete(a.owned, c.Ref.Key()) // released
 		}
 	}
