@@ -241,7 +241,9 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 	// fetched the revert): the agent applies it again, it fails again, and
 	// the state says it was reverted once: hold, no second commit.
 	stop()
-	f.cfg.Source, f.cfg.Interval = localSrc, time.Hour
+	// Another --repo is another agent identity by default; --name keeps
+	// the identity, and with it the app's state.
+	f.cfg.Source, f.cfg.Interval, f.cfg.Name = localSrc, time.Hour, f.agent.Name()
 	f.rebuild()
 	f.runStoppable()
 	f.eventually("failed again, held", time.Minute, func() bool {

@@ -181,8 +181,10 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 
 // guardEmpty returns why the revision must be held (nothing is applied or
 // pruned) unless --allow-empty is given: it holds no app under --path, or
-// it would prune every object this agent manages (a wrong --repo, --path or
-// branch; Argo CD's allowEmpty guards the same). "" when it may go.
+// it keeps none of the agent's apps and would prune every object the agent
+// manages (a wrong --repo, --path or branch; Argo CD's allowEmpty guards
+// the same). An edit inside apps that keep their names is never held,
+// however many objects it replaces. "" when it may go.
 func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 	if a.cfg.AllowEmpty || len(a.apps) == 0 {
 		return ""
@@ -204,13 +206,18 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 	if len(managed) == 0 || !rev.pruneOK() {
 		return ""
 	}
+	for name := range a.apps {
+		if rev.byName[name] != nil {
+			return "" // an app goes on: an edit inside apps, however large
+		}
+	}
 	for k := range managed {
 		if _, ok := rev.declared[k]; ok {
 			return ""
 		}
 	}
-	return fmt.Sprintf("revision %s would prune every object this agent manages (%d objects of %d apps) and declares none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
-		snap.Revision.Short(), len(managed), len(a.apps))
+	return fmt.Sprintf("revision %s keeps none of this agent's %d apps and would prune every object it manages (%d) while declaring none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
+		snap.Revision.Short(), len(a.apps), len(managed))
 }
 
 // holdAll holds every app of the agent, and every app of the revision, with

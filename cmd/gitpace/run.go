@@ -79,7 +79,7 @@ lease, so a standby takes over at once. --once does not elect.`,
 	fs.DurationVar(&o.bcsStart, "bcs-start-timeout", paced.DefaultStartTimeout, "BCS rollouts: a cycle's start phase (new pods becoming Ready) running longer suspends the rollout (UpdateSuspend, app Failed)")
 	fs.DurationVar(&o.bcsDelete, "bcs-delete-timeout", paced.DefaultDeleteTimeout, "BCS rollouts: a cycle's delete phase (old pods going away) running longer suspends the rollout")
 	fs.StringVar(&o.name, "name", "", "the agent's identity, recorded on every object it applies (label "+appliers.AgentLabel+"): prune deletes only objects that name it (default: <repo base name>-<hash of --repo, --branch, --path>)")
-	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "apply a revision that holds no app under --path, or that would prune every object the agent manages (held otherwise)")
+	fs.BoolVar(&o.allowEmpty, "allow-empty", false, "apply a revision that holds no app under --path, or that keeps none of the agent's apps and would prune every object it manages (held otherwise)")
 	fs.BoolVar(&o.elect, "leader-elect", false, "elect a leader among agents sharing --state-namespace (Lease "+agent.LeaseName+"); only the leader reconciles, the others stand by")
 	fs.DurationVar(&o.election.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits before taking over a lease that is not renewed")
 	fs.DurationVar(&o.election.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it gives up (and exits)")
