@@ -169,7 +169,7 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	for _, o := range order(objs) {
 		c, err := a.diffOne(ctx, o, newNS)
 		if err != nil {
-			errs = append(errs, &ObjectError{Ref: RefOf(o), File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			errs = append(errs, a.objectError(ctx, RefOf(o), o, err))
 			continue
 		}
 		cs = append(cs, c)
@@ -280,7 +280,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 		res, err := a.patch(ctx, ri, o, false)
 		if err != nil {
-			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
+			return out, a.objectError(ctx, ref, o, err)
 		}
 		c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
 		out = append(out, c)
@@ -366,12 +366,32 @@ func (a *Applier) Delete(ctx context.Context, refs []ObjectRef) (ChangeSet, erro
 		}
 		err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, &ObjectError{Ref: ref, Err: fmt.Errorf("prune: %w", err)})
+			errs = append(errs, a.objectError(ctx, ref, nil, fmt.Errorf("prune: %w", err)))
 			continue
 		}
 		out = append(out, Change{Ref: ref, Action: Deleted})
 	}
 	return out, errors.Join(errs...)
+}
+
+// objectError is the error err about object ref (o: the object as sent, nil
+// when none was). For a Secret, the values of o and of the live object are
+// redacted from err (RedactSecretError): an API server's refusal may echo
+// them (a failed typed conversion prints the value, an admission policy's
+// message may print the object), and the error goes to status, history,
+// stdout and the logs.
+func (a *Applier) objectError(ctx context.Context, ref ObjectRef, o *unstructured.Unstructured, err error) *ObjectError {
+	e := &ObjectError{Ref: ref, Err: err}
+	if o != nil {
+		e.File = o.GetAnnotations()[SourceAnnotation]
+	}
+	if IsSecret(ref) {
+		// The live object's values too (an old value, kubectl's
+		// last-applied copy); if it cannot be read, o's are still redacted.
+		live, _ := a.Get(ctx, ref)
+		e.Err = RedactSecretError(err, o, live)
+	}
+	return e
 }
 
 // Get reads one live object (nil, nil when it does not exist).
