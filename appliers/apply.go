@@ -52,6 +52,7 @@ type Applier struct {
 
 // New returns an Applier for the cluster of cfg.
 func New(cfg *rest.Config) (*Applier, error) {
+	cfg = withSecretWarnings(cfg)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -199,7 +200,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 			return a.diffStandIn(ctx, o)
 		}
 	}
-	dry, err := a.patch(ctx, ri, o, true)
+	dry, err := a.patch(withSecrets(ctx, live), ri, o, true)
 	if err != nil {
 		return Change{}, err
 	}
@@ -341,6 +342,7 @@ func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *un
 	if err != nil {
 		return nil, err
 	}
+	ctx = withSecrets(ctx, o)
 	force := true
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
 	if dryRun {

@@ -1,6 +1,7 @@
 package appliers
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 )
 
 // Secret values never leave the cluster through gitpace. Diffs show, for a
@@ -363,4 +365,58 @@ func replaceStandalone(text, n string) string {
 
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// secretsKey keys the Secrets a request's context carries (withSecrets).
+type secretsKey struct{}
+
+// withSecrets returns ctx carrying the Secrets among objs (nil and other
+// kinds are left out), added to those ctx carries already, so that warnings
+// the API server returns for a request about them are redacted.
+func withSecrets(ctx context.Context, objs ...*unstructured.Unstructured) context.Context {
+	have, _ := ctx.Value(secretsKey{}).([]*unstructured.Unstructured)
+	all := have
+	for _, o := range objs {
+		if o != nil && IsSecret(RefOf(o)) {
+			all = append(all[:len(all):len(all)], o)
+		}
+	}
+	if len(all) == len(have) {
+		return ctx
+	}
+	return context.WithValue(ctx, secretsKey{}, all)
+}
+
+// secretWarnings redacts the values of the Secrets a request's context
+// carries from the warnings the API server returns (an admission policy
+// with validationActions Warn may print them), then hands them on.
+type secretWarnings struct{ next rest.WarningHandlerWithContext }
+
+func (w secretWarnings) HandleWarningHeaderWithContext(ctx context.Context, code int, agent, message string) {
+	if objs, ok := ctx.Value(secretsKey{}).([]*unstructured.Unstructured); ok {
+		message = RedactSecretValues(message, objs...)
+	}
+	w.next.HandleWarningHeaderWithContext(ctx, code, agent, message)
+}
+
+// withSecretWarnings returns a copy of cfg whose warnings go through
+// secretWarnings to the handler cfg had (client-go's default, which logs
+// them, when none).
+func withSecretWarnings(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	var next rest.WarningHandlerWithContext = rest.WarningLogger{}
+	switch {
+	case cfg.WarningHandlerWithContext != nil:
+		next = cfg.WarningHandlerWithContext
+	case cfg.WarningHandler != nil:
+		next = warningsWithoutContext{cfg.WarningHandler}
+	}
+	cfg.WarningHandler, cfg.WarningHandlerWithContext = nil, secretWarnings{next: next}
+	return cfg
+}
+
+type warningsWithoutContext struct{ rest.WarningHandler }
+
+func (w warningsWithoutContext) HandleWarningHeaderWithContext(_ context.Context, code int, agent, message string) {
+	w.HandleWarningHeader(code, agent, message)
 }

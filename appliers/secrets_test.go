@@ -1,6 +1,7 @@
 package appliers
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/rest"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -271,5 +273,27 @@ func TestRedactSecretError(t *testing.T) {
 	err = RedactSecretError(hidden, s)
 	if !errors.As(err, &st) || st.Status().Details.Causes[0].Message != "***" {
 		t.Errorf("details not redacted: %#v", err)
+	}
+}
+
+type recordWarnings struct{ got []string }
+
+func (r *recordWarnings) HandleWarningHeader(_ int, _ string, message string) {
+	r.got = append(r.got, message)
+}
+
+func TestSecretWarningsRedacted(t *testing.T) {
+	rec := &recordWarnings{}
+	cfg := withSecretWarnings(&rest.Config{WarningHandler: rec})
+	s := secret(map[string]string{"PASSWORD": "warned-value-1"}, nil)
+	cm := secret(map[string]string{"k": "config-value-2"}, nil)
+	cm.SetKind("ConfigMap")
+	h := cfg.WarningHandlerWithContext
+	h.HandleWarningHeaderWithContext(withSecrets(context.Background(), nil, s, cm), 299, "", "PASSWORD is warned-value-1")
+	h.HandleWarningHeaderWithContext(withSecrets(context.Background(), cm), 299, "", "k is config-value-2")
+	h.HandleWarningHeaderWithContext(context.Background(), 299, "", "no object")
+	want := []string{"PASSWORD is ***", "k is config-value-2", "no object"}
+	if diff := cmp.Diff(want, rec.got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }

@@ -75,13 +75,14 @@ func TestSecretValuesNeverShown(t *testing.T) {
 	tag := hex.EncodeToString(suffix)
 	val := secretValues{}
 	for _, n := range []string{"user1", "password1", "password2", "token1", "newkey2", "dbpassword1",
-		"apikey1", "apikey2", "oldpw1", "legacy1", "legacyold1", "legacy2", "refused1"} {
+		"apikey1", "apikey2", "oldpw1", "legacy1", "legacyold1", "legacy2", "refused1", "warned2"} {
 		val[n] = "gpv-" + n + "-" + tag
 	}
 	val["keystore1"] = string(append([]byte{0x00, 0xfe, 0x89}, "PNG-keystore-"+tag+"\x00\xff"...))
 	val["pin"] = fmt.Sprintf("73910%05d", int(suffix[0])<<8|int(suffix[1])) // a YAML number
-	refuseWhenKey := "REFUSE_ME"
-	policyRefusing(t, ctx, kube, ns, refuseWhenKey)
+	refuseWhenKey, warnWhenKey := "REFUSE_ME", "WARN_ME"
+	policyEchoing(t, ctx, kube, ns, refuseWhenKey, admissionv1.Deny)
+	policyEchoing(t, ctx, kube, ns, warnWhenKey, admissionv1.Warn)
 
 	repo := gittest.New(t)
 	smtp := func(data map[string]string, stringData map[string]string) string {
@@ -142,6 +143,7 @@ func TestSecretValuesNeverShown(t *testing.T) {
 		"apps/mail/list.yaml":   listYAML(ns, "apikey2", val),
 		"apps/mail/old.yaml":    gittest.Delete,
 		"apps/mail/legacy.yaml": secretYAML("legacy", ns, map[string]string{"LEGACY_PW": "legacy2"}, nil, val),
+		"apps/mail/warned.yaml": secretYAML("warned", ns, map[string]string{warnWhenKey: "warned2"}, nil, val),
 		"apps/bad/refused.yaml": secretYAML("refused", ns, map[string]string{refuseWhenKey: "refused1"}, nil, val) +
 			"---\n" + fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: typed\n  namespace: %s\ndata:\n  PIN: %s\n", ns, val["pin"]),
 	})
@@ -170,6 +172,9 @@ func TestSecretValuesNeverShown(t *testing.T) {
 	})
 	if r := apps["bad"].Reason; !strings.Contains(r, "***") {
 		t.Errorf("app bad's reason shows no redaction (the refusals echo the values): %q", r)
+	}
+	if !strings.Contains(ag.stderr.String(), "echo: "+warnWhenKey+" is ***") {
+		t.Errorf("the JSON log has no redacted warning of the admission policy:\n%s", ag.stderr.String())
 	}
 	outputs["/metrics"] = scrape(t, actx, ag)
 	ag.stop()
@@ -319,12 +324,13 @@ func createKubectlSecret(t *testing.T, ctx context.Context, kube kubernetes.Inte
 	}
 }
 
-// policyRefusing installs a ValidatingAdmissionPolicy that refuses, in
-// namespace ns, any Secret holding key, with a message that prints the
-// key's value (as a careless policy does), and waits until it is in force.
-func policyRefusing(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, key string) {
+// policyEchoing installs a ValidatingAdmissionPolicy that, in namespace
+// ns, refuses (action Deny) or warns about (Warn) any Secret holding key,
+// with a message that prints the key's value (as a careless policy does),
+// and waits until it is in force.
+func policyEchoing(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, key string, action admissionv1.ValidationAction) {
 	t.Helper()
-	name := "gitpace-test-" + ns
+	name := "gitpace-test-" + strings.ToLower(strings.ReplaceAll(key, "_", "-")) + "-" + ns
 	fail := admissionv1.Fail
 	pol := &admissionv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -338,7 +344,7 @@ func policyRefusing(t *testing.T, ctx context.Context, kube kubernetes.Interface
 			}}},
 			Validations: []admissionv1.Validation{{
 				Expression:        fmt.Sprintf("!has(object.data) || !(%q in object.data)", key),
-				MessageExpression: fmt.Sprintf("'refused: %[1]s is ' + string(object.data[%[1]q])", key),
+				MessageExpression: fmt.Sprintf("'echo: %[1]s is ' + string(object.data[%[1]q])", key),
 			}},
 		},
 	}
@@ -352,7 +358,7 @@ func policyRefusing(t *testing.T, ctx context.Context, kube kubernetes.Interface
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
 			PolicyName:        name,
-			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			ValidationActions: []admissionv1.ValidationAction{action},
 			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
 				MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
 		},
@@ -364,11 +370,20 @@ func policyRefusing(t *testing.T, ctx context.Context, kube kubernetes.Interface
 		_ = kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns}, Data: map[string][]byte{key: []byte("probe")}}
+	cfg := testenv.Config(t)
+	warnings := &warningRecorder{}
+	cfg.WarningHandler = warnings
+	probing, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tick := time.NewTicker(200 * time.Millisecond) // polling until the policy is in force
 	defer tick.Stop()
 	for {
-		_, err := kube.CoreV1().Secrets(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil && strings.Contains(err.Error(), "refused: "+key+" is probe") {
+		_, err := probing.CoreV1().Secrets(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		echo := "echo: " + key + " is probe"
+		if action == admissionv1.Deny && err != nil && strings.Contains(err.Error(), echo) ||
+			action == admissionv1.Warn && err == nil && strings.Contains(warnings.String(), echo) {
 			return
 		}
 		select {
@@ -377,6 +392,13 @@ func policyRefusing(t *testing.T, ctx context.Context, kube kubernetes.Interface
 		case <-tick.C:
 		}
 	}
+}
+
+// warningRecorder keeps the warnings of the API server's answers.
+type warningRecorder struct{ testenv.Buffer }
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, message string) {
+	_, _ = w.Write([]byte(message + "\n"))
 }
 
 // waitApps polls gitpace's state until done holds for the apps.
