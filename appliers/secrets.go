@@ -390,7 +390,9 @@ func withSecrets(ctx context.Context, objs ...*unstructured.Unstructured) contex
 // secretWarnings redacts the values of the Secrets a request's context
 // carries from the warnings the API server returns (an admission policy
 // with validationActions Warn may print them), then hands them on.
-type secretWarnings struct{ next rest.WarningHandlerWithContext }
+type secretWarnings struct {
+	next rest.WarningHandlerWithContext
+}
 
 func (w secretWarnings) HandleWarningHeaderWithContext(ctx context.Context, code int, agent, message string) {
 	if objs, ok := ctx.Value(secretsKey{}).([]*unstructured.Unstructured); ok {
