@@ -55,6 +55,7 @@ type Applier struct {
 
 // New returns an Applier for the cluster of cfg.
 func New(cfg *rest.Config) (*Applier, error) {
+	cfg = withSecretWarnings(cfg)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -223,7 +224,7 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	for _, o := range order(objs) {
 		c, err := a.diffOne(ctx, o, newNS)
 		if err != nil {
-			errs = append(errs, &ObjectError{Ref: RefOf(o), File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			errs = append(errs, a.objectError(ctx, RefOf(o), o, err))
 			continue
 		}
 		cs = append(cs, c)
@@ -253,7 +254,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 			return a.diffStandIn(ctx, o)
 		}
 	}
-	dry, err := a.patch(ctx, ri, o, true)
+	dry, err := a.patch(withSecrets(ctx, live), ri, o, true)
 	if err != nil {
 		return Change{}, err
 	}
@@ -334,7 +335,7 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		}
 		res, err := a.patch(ctx, ri, o, false)
 		if err != nil {
-			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
+			return out, a.objectError(ctx, ref, o, err)
 		}
 		c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
 		out = append(out, c)
@@ -393,12 +394,33 @@ func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *un
 	if err != nil {
 		return nil, err
 	}
+	ctx = withSecrets(ctx, o)
 	force := true
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	return ri.Patch(ctx, o.GetName(), types.ApplyPatchType, body, opts)
+}
+
+// objectError is the error err about object ref (o: the object as sent, nil
+// when none was). For a Secret, the values of o and of the live object are
+// redacted from err (RedactSecretError): an API server's refusal may echo
+// them (a failed typed conversion prints the value, an admission policy's
+// message may print the object), and the error goes to status, history,
+// stdout and the logs.
+func (a *Applier) objectError(ctx context.Context, ref ObjectRef, o *unstructured.Unstructured, err error) *ObjectError {
+	e := &ObjectError{Ref: ref, Err: err}
+	if o != nil {
+		e.File = o.GetAnnotations()[SourceAnnotation]
+	}
+	if IsSecret(ref) {
+		// The live object's values too (an old value, kubectl's
+		// last-applied copy); if it cannot be read, o's are still redacted.
+		live, _ := a.Get(ctx, ref)
+		e.Err = RedactSecretError(err, o, live)
+	}
+	return e
 }
 
 // Get reads one live object (nil, nil when it does not exist).

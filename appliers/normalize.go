@@ -49,8 +49,13 @@ func equalObjects(a, b *unstructured.Unstructured) bool {
 }
 
 // UnifiedDiff renders live → desired as YAML in unified diff form, with
-// object headers like `diff -u live/Deployment/ns/name git/...`.
+// object headers like `diff -u live/Deployment/ns/name git/...`. A Secret's
+// values are masked (MaskSecrets): the diff says which keys are added,
+// changed or removed, never a value.
 func UnifiedDiff(ref ObjectRef, live, desired *unstructured.Unstructured) string {
+	if IsSecret(ref) {
+		live, desired = MaskSecrets(live, desired)
+	}
 	toLines := func(u *unstructured.Unstructured) []string {
 		if u == nil {
 			return nil

@@ -121,7 +121,7 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 			continue
 		}
 		if err != nil {
-			errs = append(errs, &ObjectError{Ref: ref, Err: fmt.Errorf("prune: %w", err)})
+			errs = append(errs, a.objectError(ctx, ref, nil, fmt.Errorf("prune: %w", err)))
 			continue
 		}
 		if live == nil {
@@ -170,7 +170,7 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 		policy := metav1.DeletePropagationBackground
 		err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, &ObjectError{Ref: ref, Err: fmt.Errorf("prune: %w", err)})
+			errs = append(errs, a.objectError(ctx, ref, nil, fmt.Errorf("prune: %w", err)))
 			continue
 		}
 		out = append(out, Change{Ref: ref, Action: Deleted})

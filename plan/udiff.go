@@ -14,7 +14,9 @@ var errStale = errors.New("the diff does not match the live object (it changed m
 // applyUnifiedDiff applies a unified diff, as appliers.UnifiedDiff renders
 // one (difflib: "@@ -a,b +c,d @@" hunks, lines prefixed by ' ', '-' or '+'),
 // to the lines of its "from" side and returns the lines of its "to" side.
-// Context and removed lines must match from, else errStale.
+// Context and removed lines must match from, else errStale. Only
+// Deployment diffs are applied: a Secret's diff holds masks, not values
+// (appliers.MaskSecrets), and does not apply to the live Secret.
 func applyUnifiedDiff(from []string, diff string) ([]string, error) {
 	lines := strings.Split(diff, "\n")
 	var out []string
