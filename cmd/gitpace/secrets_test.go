@@ -408,7 +408,7 @@ func waitApps(t *testing.T, ctx context.Context, kube kubernetes.Interface, stat
 	defer tick.Stop()
 	var last map[string]status.App
 	for {
-		list, err := status.Collect(ctx, kube, stateNS, "")
+		list, err := status.Collect(ctx, kube, stateNS, "", "")
 		if err == nil {
 			last = map[string]status.App{}
 			for _, a := range list {
