@@ -181,14 +181,14 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 				continue
 			}
 			if c.Action == "skipped" {
-				cmd.Printf("# app %s: %s %s\n", d.App, c.Ref, c.Reason)
+				fmt.Fprintf(w, "# app %s: %s %s\n", d.App, c.Ref, c.Reason)
 				continue
 			}
-			cmd.Printf("# app %s: %s %s\n%s", d.App, c.Ref, c.Action, c.Diff)
+			fmt.Fprintf(w, "# app %s: %s %s\n%s", d.App, c.Ref, c.Action, c.Diff)
 		}
 	}
 	if !changed && !failed {
-		cmd.Printf("revision %s: no changes\n", rev)
+		fmt.Fprintf(w, "revision %s: no changes\n", rev)
 	}
 	return changed, failed
 }
