@@ -70,3 +70,13 @@ func (m *Metrics) phase(app string, p state.Phase) {
 		m.phases.WithLabelValues(app, string(q)).Set(v)
 	}
 }
+
+// forget drops an app's phase series (the app left git).
+func (m *Metrics) forget(app string) {
+	if m == nil {
+		return
+	}
+	for _, q := range []state.Phase{state.Synced, state.OutOfSync, state.Progressing, state.Paused, state.Failed, state.Held} {
+		m.phases.DeleteLabelValues(app, string(q))
+	}
+}

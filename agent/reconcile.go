@@ -698,6 +698,7 @@ func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) err
 		msg = fmt.Sprintf("app %s: removed from git; %s; pruned %d objects", st.Name, h, n)
 	}
 	a.printf("%s", msg)
+	a.cfg.Metrics.forget(st.Name)
 	delete(a.apps, st.Name)
 	delete(a.retryAt, st.Name)
 	return nil
@@ -818,6 +819,7 @@ func (a *Agent) appState(name string) *state.App {
 
 func (a *Agent) save(ctx context.Context, st *state.App) error {
 	st.Updated = a.cfg.Now().UTC().Truncate(time.Second)
+	a.cfg.Metrics.phase(st.Name, st.Phase) // every phase, rejected and held ones too
 	return a.store.Save(ctx, st) // writes only when more than Updated changed
 }
 
