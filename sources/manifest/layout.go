@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // layout is a snapshot's files sorted into app directories and markers.
@@ -28,7 +29,7 @@ func newLayout(snap *sources.Snapshot) *layout {
 		switch {
 		case dir == "." && base == sources.PolicyFile:
 		case base == sources.PauseFile:
-			l.pauses[dir] = strings.TrimSpace(string(data))
+			l.pauses[dir] = pauseReason(data)
 		case base == sources.PromoteFile:
 			l.promotes[dir] = data
 		case isManifest(base):
@@ -134,4 +135,15 @@ func isManifest(base string) bool {
 		return true
 	}
 	return false
+}
+
+// pauseReason is a PAUSE file's trimmed text, decoded as manifests are. A
+// PAUSE file pauses whatever it holds; text that cannot be decoded is
+// replaced by the reason why.
+func pauseReason(data []byte) string {
+	text, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return "(reason not readable: " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(text))
 }
