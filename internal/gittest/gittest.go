@@ -17,6 +17,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
@@ -24,6 +25,13 @@ import (
 
 // Delete, as a file's content in Commit, removes the file.
 const Delete = "\x00delete"
+
+// symlinkPrefix marks a file's content in Commit as a symlink target.
+const symlinkPrefix = "\x00symlink:"
+
+// Symlink, as a file's content in Commit, makes the file a symlink to
+// target (committed as git does, mode 120000).
+func Symlink(target string) string { return symlinkPrefix + target }
 
 var clock atomic.Int64
 
@@ -82,11 +90,26 @@ func (r *Repo) commit(msg string, files map[string]string, opts git.CommitOption
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			r.t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if err := os.Remove(p); err != nil { // never write through a link
+				r.t.Fatal(err)
+			}
+		}
+		if target, ok := strings.CutPrefix(files[n], symlinkPrefix); ok {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				r.t.Fatal(err)
+			}
+			if err := os.Symlink(target, p); err != nil {
+				r.t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
 			r.t.Fatal(err)
 		}
 		if _, err := wt.Add(n); err != nil {
 			r.t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(files[n], symlinkPrefix); ok {
+			r.indexLink(n, target)
 		}
 	}
 	opts.Author, opts.AllowEmptyCommits = Signature(), true
@@ -95,6 +118,41 @@ func (r *Repo) commit(msg string, files map[string]string, opts git.CommitOption
 		r.t.Fatal(err)
 	}
 	return h.String()
+}
+
+// indexLink stores target as the blob of the symlink n in the index, as git
+// does: go-git's worktree rewrites an absolute target relative to the
+// worktree root ("/etc/hostname" becomes "/../../etc/hostname").
+func (r *Repo) indexLink(n, target string) {
+	r.t.Helper()
+	obj := r.Repo.Storer.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	w, err := obj.Writer()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(target)); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	h, err := r.Repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	idx, err := r.Repo.Storer.Index()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	e, err := idx.Entry(n)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	e.Hash, e.Mode, e.Size = h, filemode.Symlink, uint32(len(target))
+	if err := r.Repo.Storer.SetIndex(idx); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Head returns the hash of the branch head.

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -14,13 +15,15 @@ import (
 // Directories are slash paths relative to the source path, "." for the root.
 type layout struct {
 	snap     *sources.Snapshot
-	appDirs  map[string][]string // dir -> its manifest files (full relative names)
-	pauses   map[string]string   // dir -> PAUSE text
-	promotes map[string][]byte   // dir -> PROMOTE content
+	appDirs  map[string][]string          // dir -> its manifest files (full relative names)
+	pauses   map[string]string            // dir -> PAUSE text
+	promotes map[string][]byte            // dir -> PROMOTE content
+	skipped  map[string][]sources.Skipped // dir -> entries sources did not read
 }
 
 func newLayout(snap *sources.Snapshot) *layout {
-	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{}}
+	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{},
+		skipped: map[string][]sources.Skipped{}}
 	for name, data := range snap.Files {
 		if hidden(name) {
 			continue
@@ -36,7 +39,31 @@ func newLayout(snap *sources.Snapshot) *layout {
 			l.appDirs[dir] = append(l.appDirs[dir], name)
 		}
 	}
+	for _, sk := range snap.Skipped {
+		rel := strings.TrimPrefix(sk.Path, snap.Path+"/")
+		if snap.Path == "" {
+			rel = sk.Path
+		}
+		if hidden(rel) {
+			continue
+		}
+		dir := path.Dir(rel)
+		l.skipped[dir] = append(l.skipped[dir], sk)
+		if unreadManifest(sk) {
+			// The directory is an app even if this link was its only
+			// manifest: its objects must not vanish without a word.
+			if _, ok := l.appDirs[dir]; !ok {
+				l.appDirs[dir] = nil
+			}
+		}
+	}
 	return l
+}
+
+// unreadManifest reports whether a skipped entry is a symlink gitpace would
+// have read as a manifest had it resolved inside the repository.
+func unreadManifest(sk sources.Skipped) bool {
+	return sk.Kind == sources.SkippedSymlink && isManifest(path.Base(sk.Path))
 }
 
 func (l *layout) sortedAppDirs() []string {
@@ -56,8 +83,13 @@ func (l *layout) repoPath(rel string) string {
 
 // loadApp parses and validates the app in dir.
 func (l *layout) loadApp(dir string) App {
-	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir)}
+	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir), Skipped: l.skipped[dir]}
 	var errs []error
+	for _, sk := range l.skipped[dir] {
+		if unreadManifest(sk) {
+			errs = append(errs, &Error{File: sk.Path, Err: fmt.Errorf("%s: %w", sk.Reason, ErrSymlink)})
+		}
+	}
 	if data, ok := l.promotes[dir]; ok {
 		file := l.repoPath(path.Join(dir, sources.PromoteFile))
 		p, err := sources.ParsePromotion(data)
