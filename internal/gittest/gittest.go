@@ -5,8 +5,10 @@ package gittest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -215,4 +218,39 @@ func (s *SSHSigner) Sign(message io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	return sshsig.Armor(sig), nil
+}
+
+// Bare makes a bare clone of r named app.git in a temporary directory, as a
+// server keeps a repository, and returns its path. PushTo updates it.
+func (r *Repo) Bare() string {
+	r.t.Helper()
+	dir := filepath.Join(r.t.TempDir(), "app.git")
+	if _, err := git.PlainClone(dir, true, &git.CloneOptions{URL: r.Dir}); err != nil {
+		r.t.Fatal(err)
+	}
+	return dir
+}
+
+// PushTo pushes branch main to the repository at dir (e.g. from Bare).
+func (r *Repo) PushTo(dir string) {
+	r.t.Helper()
+	rem := git.NewRemote(r.Repo.Storer, &config.RemoteConfig{Name: "bare", URLs: []string{dir}})
+	err := rem.Push(&git.PushOptions{RemoteName: "bare", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		r.t.Fatal(err)
+	}
+}
+
+// LinkedWorktree adds a linked worktree of r (`git worktree add --detach`,
+// run with the git binary: go-git cannot add one) in a temporary directory
+// and returns its path. Its .git is a file naming a directory under r's
+// .git/worktrees; branches live in r's .git.
+func (r *Repo) LinkedWorktree() string {
+	r.t.Helper()
+	dir := filepath.Join(r.t.TempDir(), "linked")
+	cmd := exec.Command("git", "-C", r.Dir, "worktree", "add", "--detach", dir, "main")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.t.Fatalf("git worktree add: %v\n%s", err, out)
+	}
+	return dir
 }
