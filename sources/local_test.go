@@ -67,13 +67,8 @@ func TestWatchBareAndLinked(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fired := make(chan struct{}, 1)
-			if err := src.Watch(ctx, func() {
-				select {
-				case fired <- struct{}{}:
-				default:
-				}
-			}); err != nil {
+			notify, fired := notifier()
+			if err := src.Watch(ctx, notify); err != nil {
 				t.Fatal(err)
 			}
 			tc.commit()

@@ -6,10 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // FuzzParse feeds raw bytes to Parse as a committed BCS v4 JSON file.
@@ -39,7 +40,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		want, _ := json.Marshal(d)
-		for name, enc := range map[string][]byte{"UTF-8 BOM": append([]byte{0xEF, 0xBB, 0xBF}, data...), "UTF-16LE": utf16LE(string(data))} {
+		for name, enc := range map[string][]byte{"UTF-8 BOM": append([]byte{0xEF, 0xBB, 0xBF}, data...), "UTF-16LE": textenc.Encode(string(data), textenc.UTF16LE)} {
 			other, err := Parse("apps/bcs/test.json", enc)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -50,12 +51,4 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
-}
-
-func utf16LE(s string) []byte {
-	out := []byte{0xFF, 0xFE}
-	for _, u := range utf16.Encode([]rune(s)) {
-		out = append(out, byte(u), byte(u>>8))
-	}
-	return out
 }

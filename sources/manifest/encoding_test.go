@@ -7,29 +7,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/textenc"
 	"github.com/google/go-cmp/cmp"
 )
 
 // utf16Bytes encodes s as UTF-16 with a byte order mark, as PowerShell's
 // `>` and iconv -t UTF-16 write it.
 func utf16Bytes(s string, bigEndian bool) []byte {
-	var b bytes.Buffer
 	if bigEndian {
-		b.Write([]byte{0xFE, 0xFF})
-	} else {
-		b.Write([]byte{0xFF, 0xFE})
+		return textenc.Encode(s, textenc.UTF16BE)
 	}
-	for _, u := range utf16.Encode([]rune(s)) {
-		if bigEndian {
-			b.Write([]byte{byte(u >> 8), byte(u)})
-		} else {
-			b.Write([]byte{byte(u), byte(u >> 8)})
-		}
-	}
-	return b.Bytes()
+	return textenc.Encode(s, textenc.UTF16LE)
 }
 
 var bom = []byte{0xEF, 0xBB, 0xBF}

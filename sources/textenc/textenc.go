@@ -215,3 +215,27 @@ func ReadYAML(data []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Encode writes UTF-8 text in enc, with the byte order mark enc implies (none
+// for UTF8): the inverse of ToUTF8, e.g. for tests that commit a file as an
+// editor on Windows saves it. An unknown enc is treated as UTF8.
+func Encode(text string, enc Encoding) []byte {
+	switch enc {
+	case UTF8BOM:
+		return append(append([]byte{}, bomUTF8...), text...)
+	case UTF16LE, UTF16BE:
+		out := append([]byte{}, bomUTF16LE...)
+		if enc == UTF16BE {
+			out = append([]byte{}, bomUTF16BE...)
+		}
+		for _, u := range utf16.Encode([]rune(text)) {
+			if enc == UTF16BE {
+				out = append(out, byte(u>>8), byte(u))
+			} else {
+				out = append(out, byte(u), byte(u>>8))
+			}
+		}
+		return out
+	}
+	return []byte(text)
+}

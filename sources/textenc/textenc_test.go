@@ -4,23 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"testing"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
 func encode16(s string, bigEndian bool) []byte {
-	out := []byte{0xFF, 0xFE}
 	if bigEndian {
-		out = []byte{0xFE, 0xFF}
+		return Encode(s, UTF16BE)
 	}
-	for _, u := range utf16.Encode([]rune(s)) {
-		if bigEndian {
-			out = append(out, byte(u>>8), byte(u))
-		} else {
-			out = append(out, byte(u), byte(u>>8))
-		}
-	}
-	return out
+	return Encode(s, UTF16LE)
 }
 
 func TestToUTF8(t *testing.T) {
