@@ -10,6 +10,9 @@ TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
 # How long `make fuzz` runs each fuzz target; CI runs `make fuzz FUZZTIME=5s`.
 FUZZTIME ?= 30s
+# How long go test minimizes each new input (its default, 60s, stalls FuzzLoad:
+# every new interesting input is minimized, and no input is explored meanwhile).
+FUZZMINIMIZETIME ?= 2s
 # Every parser of user input, as package:FuzzTarget (see README, Files gitpace reads).
 FUZZ_TARGETS := \
 	./sources/manifest:FuzzLoad \
@@ -50,7 +53,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after the other; a
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
 	done
 
 bench: cluster ## benchmarks on the local control plane; prints the figures the README quotes

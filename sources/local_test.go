@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	git "github.com/go-git/go-git/v5"
+
 	"github.com/gitpace/gitpace/internal/gittest"
 )
 
@@ -42,6 +44,31 @@ func TestLocalRepositoryForms(t *testing.T) {
 				t.Errorf("got %s %v, want %s", snap.Revision.Short(), snap.Files, head[:7])
 			}
 		})
+	}
+}
+
+// A bare repository kept inside another repository's worktree is opened as
+// itself, not as the enclosing worktree (which git would also find by
+// searching upwards).
+func TestBareInsideWorktree(t *testing.T) {
+	outer := gittest.New(t)
+	outer.Commit("outer", map[string]string{"x.yaml": "outer\n"})
+	inner := gittest.New(t)
+	want := inner.Commit("inner", map[string]string{"x.yaml": "inner\n"})
+	dir := outer.Dir + "/srv/app.git"
+	if _, err := git.PlainClone(dir, true, &git.CloneOptions{URL: inner.Dir}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewGitSource(GitConfig{URL: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Fetch(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision.Commit != want {
+		t.Errorf("read %s, want the bare repository's head %s", snap.Revision.Short(), want[:7])
 	}
 }
 
