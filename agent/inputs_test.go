@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -71,9 +73,10 @@ func (f *fixture) uids(names ...string) map[string]types.UID {
 	return out
 }
 
-// reconcile runs one pass and returns the app's state; a rejected revision
-// is not a pass error.
-func (f *fixture) reconcile(app string) *state.App {
+// pass runs one reconcile pass (the head commit is then processed:
+// applied, found unchanged, or rejected) and returns app's state. A
+// rejected revision is not a pass error.
+func (f *fixture) pass(app string) *state.App {
 	f.t.Helper()
 	if err := f.agent.ReconcileOnce(context.Background()); err != nil {
 		f.t.Fatalf("reconcile: %v", err)
@@ -81,25 +84,37 @@ func (f *fixture) reconcile(app string) *state.App {
 	return f.appState(app)
 }
 
-// requireSynced fails unless app's state applied commit and holds n objects.
-func requireSynced(t *testing.T, st *state.App, commit string, n int, step string) {
-	t.Helper()
-	if st == nil || st.Rejected != nil || st.Applied == nil || st.Applied.Commit != commit || st.Phase != state.Synced || len(st.Inventory) != n {
-		t.Fatalf("%s: want %s applied, Synced, %d objects; got %s", step, commit[:7], n, describe(st))
+// waitSynced makes one pass (so the head commit is processed), then runs
+// the agent until app is Synced with n objects (rollouts are followed while
+// it runs), and stops it. A rejection of the head fails the test.
+func (f *fixture) waitSynced(app string, n int, step string) *state.App {
+	f.t.Helper()
+	if st := f.pass(app); st == nil || st.Rejected != nil {
+		f.t.Fatalf("%s: %s", step, describe(st))
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.agent.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var st *state.App
+	f.eventually(fmt.Sprintf("%s: Synced with %d objects", step, n), time.Minute, func() bool {
+		st = f.appState(app)
+		return st != nil && st.Rejected == nil && st.Phase == state.Synced && len(st.Inventory) == n
+	})
+	return st
 }
 
 // requireRejected fails unless the app's newest revision, commit, was
 // rejected with an error holding every one of parts, and inForce stays.
-func requireRejected(t *testing.T, st *state.App, commit, inForce string, parts ...string) {
-	t.Helper()
+func (f *fixture) requireRejected(st *state.App, commit, inForce string, parts ...string) {
+	f.t.Helper()
 	if st == nil || st.Rejected == nil || st.Rejected.Revision.Commit != commit || st.Applied == nil || st.Applied.Commit != inForce {
-		t.Fatalf("want %s rejected with %s in force; got %s", commit[:7], inForce[:7], describe(st))
+		f.t.Fatalf("want %s rejected with %s in force; got %s", commit[:7], inForce[:7], describe(st))
 	}
-	t.Logf("rejected %s: %s", commit[:7], st.Rejected.Error)
+	f.t.Logf("rejected %s: %s", commit[:7], st.Rejected.Error)
 	for _, p := range parts {
 		if !strings.Contains(st.Rejected.Error, p) {
-			t.Errorf("rejection %q does not say %q", st.Rejected.Error, p)
+			f.t.Errorf("rejection %q does not say %q", st.Rejected.Error, p)
 		}
 	}
 }
@@ -136,13 +151,24 @@ func TestCase12Encodings(t *testing.T) {
 		"apps/inventory/settings.json": file("v1", "settings.json"),
 	}
 	watched := []string{"deploy/stock", "svc/stock", "cm/stock-scripts", "cm/stock-scripts-extra", "cm/stock-settings"}
-	step1 := f.repo.Commit("inventory: first deploy", plain)
+	f.repo.Commit("inventory: first deploy", plain)
 	f.build(nil)
-	requireSynced(t, f.reconcile("inventory"), step1, 6, "step 1 (plain UTF-8)")
+	first := f.waitSynced("inventory", 6, "step 1 (plain UTF-8)")
 	uids := f.uids(watched...)
 	for n, u := range uids {
 		if u == "" {
 			t.Fatalf("step 1: %s not created", n)
+		}
+	}
+	// same fails unless the objects read are those of step 1 (the hash of
+	// the objects gitpace read) and live with the uids of step 1.
+	same := func(st *state.App, step string) {
+		t.Helper()
+		if st.ContentHash != first.ContentHash {
+			t.Errorf("%s: the objects read differ from the plain files' (content hash %s, want %s)", step, st.ContentHash, first.ContentHash)
+		}
+		if got := f.uids(watched...); !equalUIDs(got, uids) {
+			t.Fatalf("%s: uids changed or objects gone: %v, want %v", step, got, uids)
 		}
 	}
 
@@ -151,22 +177,18 @@ func TestCase12Encodings(t *testing.T) {
 	if !strings.HasPrefix(utf16, "\xff\xfe") || !strings.Contains(file("v2", "scripts.yaml"), "\r\n") {
 		t.Fatal("fixture: v2 stock.yaml is not UTF-16LE, or scripts.yaml has no CRLF")
 	}
-	step2 := f.repo.Commit("inventory: re-export stock.yaml from PowerShell", map[string]string{
+	f.repo.Commit("inventory: re-export stock.yaml from PowerShell", map[string]string{
 		"apps/inventory/stock.yaml":   utf16,
 		"apps/inventory/scripts.yaml": file("v2", "scripts.yaml"),
 	})
-	requireSynced(t, f.reconcile("inventory"), step2, 6, "step 2 (UTF-16LE, UTF-8 BOM, CRLF)")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 2: uids changed or objects gone: %v, want %v", got, uids)
-	}
+	same(f.waitSynced("inventory", 6, "step 2 (UTF-16LE, UTF-8 BOM, CRLF)"), "step 2")
 
 	// A UTF-16 file cut in the middle of a character cannot be decoded: the
 	// revision is rejected naming it and its encoding; nothing is pruned.
+	inForce := f.appState("inventory").Applied.Commit
 	cut := f.repo.Commit("inventory: a truncated UTF-16 file", map[string]string{"apps/inventory/stock.yaml": utf16[:len(utf16)-1]})
-	requireRejected(t, f.reconcile("inventory"), cut, step2, "apps/inventory/stock.yaml", "UTF-16LE", "odd number of bytes")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("truncated UTF-16: uids changed or objects gone: %v, want %v", got, uids)
-	}
+	f.requireRejected(f.pass("inventory"), cut, inForce, "apps/inventory/stock.yaml", "UTF-16LE", "odd number of bytes")
+	same(f.appState("inventory"), "truncated UTF-16")
 
 	// Step 3: settings.json with a UTF-8 BOM is read; then names.yaml's
 	// `name: 0755` is rejected and nothing changes.
@@ -174,17 +196,18 @@ func TestCase12Encodings(t *testing.T) {
 	if !strings.HasPrefix(bomJSON, "\xef\xbb\xbf") {
 		t.Fatal("fixture: v3 settings.json has no BOM")
 	}
-	step3 := f.repo.Commit("inventory: edit settings.json in Notepad", map[string]string{
+	f.repo.Commit("inventory: edit settings.json in Notepad", map[string]string{
 		"apps/inventory/stock.yaml":    utf16,
 		"apps/inventory/settings.json": bomJSON,
 	})
-	requireSynced(t, f.reconcile("inventory"), step3, 6, "step 3 (settings.json with a BOM)")
+	same(f.waitSynced("inventory", 6, "step 3 (settings.json with a BOM)"), "step 3")
 	cms, err := f.kube.CoreV1().ConfigMaps(f.ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	inForce = f.appState("inventory").Applied.Commit
 	numbered := f.repo.Commit("inventory: add mode map", map[string]string{"apps/inventory/names.yaml": file("v3", "names.yaml")})
-	requireRejected(t, f.reconcile("inventory"), numbered, step3,
+	f.requireRejected(f.pass("inventory"), numbered, inForce,
 		"apps/inventory/names.yaml:5", "metadata.name must be a string", "YAML read 0755 as a number", `quote it, "0755"`)
 	after, err := f.kube.CoreV1().ConfigMaps(f.ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -193,16 +216,15 @@ func TestCase12Encodings(t *testing.T) {
 	if len(after.Items) != len(cms.Items) {
 		t.Errorf("the rejected revision changed the ConfigMaps: %d, was %d", len(after.Items), len(cms.Items))
 	}
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 3: uids changed or objects gone: %v, want %v", got, uids)
-	}
+	same(f.appState("inventory"), "step 3 (0755 rejected)")
 
 	// Step 4: back to plain files.
 	plain["apps/inventory/names.yaml"] = gittest.Delete
 	step4 := f.repo.Commit("inventory: back to UTF-8", plain)
-	requireSynced(t, f.reconcile("inventory"), step4, 6, "step 4 (plain again)")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 4: uids %v, want those of step 1 %v", got, uids)
+	st := f.waitSynced("inventory", 6, "step 4 (plain again)")
+	same(st, "step 4")
+	if st.Applied.Commit != step4 {
+		t.Errorf("step 4: %s in force, want %s (the revision after a rejection is applied)", st.Applied.Commit[:7], step4[:7])
 	}
 }
 
@@ -220,28 +242,42 @@ func equalUIDs(a, b map[string]types.UID) bool {
 
 // TestCase12BCSVariant: the seed's test1-1-0.json with a UTF-8 BOM creates
 // application "test" as the plain file does; re-saved as UTF-16LE (BOM) and
-// back to plain it is the same revision content: the same ReplicaSet (uid),
-// no new application.
+// back to plain, gitpace reads the same deployment (the hash of what it read
+// is unchanged, nothing is rejected): the same ReplicaSet (uid), no new
+// application.
 func TestCase12BCSVariant(t *testing.T) {
 	f := newFixture(t)
 	seedJSON := bcsSeed(t, "test1-1-0.json", f.ns)
-	bom := f.repo.Commit("bcs with a BOM", map[string]string{"apps/bcs/test.json": string(textenc.Encode(seedJSON, textenc.UTF8BOM))})
+	f.repo.Commit("bcs with a BOM", map[string]string{"apps/bcs/test.json": string(textenc.Encode(seedJSON, textenc.UTF8BOM))})
 	f.build(nil)
-	st := f.reconcile("bcs")
-	if st == nil || st.Rejected != nil || st.Applied == nil || st.Applied.Commit != bom {
-		t.Fatalf("BOM BCS file: %s", describe(st))
+	// The paced engine creates the application while the agent runs.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.agent.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			cancel()
+			<-done
+			stopped = true
+		}
 	}
-	rsUID := func() types.UID {
+	t.Cleanup(stop)
+	rs := func() *appsv1.ReplicaSet {
 		rs, err := f.kube.AppsV1().ReplicaSets(f.ns).Get(context.Background(), "test", metav1.GetOptions{})
 		if err != nil {
-			return ""
+			return nil
 		}
-		return rs.UID
+		return rs
 	}
-	first := rsUID()
-	if first == "" {
-		t.Fatal("application test not created from the BOM file")
-	}
+	var first *state.App
+	f.eventually("the BOM file applied: application test at 2 ready, app Synced", time.Minute, func() bool {
+		first = f.appState("bcs")
+		r := rs()
+		return first != nil && first.Rejected == nil && first.Phase == state.Synced && r != nil && r.Status.ReadyReplicas == 2
+	})
+	stop() // the next revisions are read by single passes: each has been processed when its pass returns
+	uid := rs().UID
 	for _, step := range []struct {
 		name string
 		data string
@@ -249,13 +285,14 @@ func TestCase12BCSVariant(t *testing.T) {
 		{"UTF-16LE", string(textenc.Encode(seedJSON, textenc.UTF16LE))},
 		{"plain", seedJSON},
 	} {
-		c := f.repo.Commit("bcs as "+step.name, map[string]string{"apps/bcs/test.json": step.data})
-		st := f.reconcile("bcs")
-		if st == nil || st.Rejected != nil || st.Applied == nil || st.Applied.Commit != c {
-			t.Fatalf("%s: %s", step.name, describe(st))
+		f.repo.Commit("bcs as "+step.name, map[string]string{"apps/bcs/test.json": step.data})
+		st := f.pass("bcs")
+		if st == nil || st.Rejected != nil || st.Phase != state.Synced || st.ContentHash != first.ContentHash {
+			t.Fatalf("%s: want the BOM file's deployment read again, Synced; got %s (content hash %s, want %s)",
+				step.name, describe(st), st.ContentHash, first.ContentHash)
 		}
-		if got := rsUID(); got != first {
-			t.Fatalf("%s: ReplicaSet test uid %q, want %q (the same application)", step.name, got, first)
+		if r := rs(); r == nil || r.UID != uid {
+			t.Fatalf("%s: ReplicaSet test %v, want uid %q (the same application)", step.name, r, uid)
 		}
 		l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil || len(l.Items) != 1 {
@@ -272,38 +309,43 @@ func TestCase12BCSVariant(t *testing.T) {
 func TestCase15Symlinks(t *testing.T) {
 	f := newFixture(t)
 	defaults := fixtureFile(t, "case15/shared/defaults.yaml", f.ns)
-	step1 := f.repo.Commit("shop: first deploy", map[string]string{
+	f.repo.Commit("shop: first deploy", map[string]string{
 		"shared/defaults.yaml":    defaults,
 		"apps/shop/shop.yaml":     fixtureFile(t, "case15/apps/shop/shop.yaml", f.ns),
 		"apps/shop/defaults.yaml": defaults,
 	})
 	f.build(nil)
-	requireSynced(t, f.reconcile("shop"), step1, 3, "step 1 (plain copy)")
+	first := f.waitSynced("shop", 3, "step 1 (plain copy)")
 	watched := []string{"cm/shop-defaults", "deploy/shop"}
 	uids := f.uids(watched...)
 	if uids["cm/shop-defaults"] == "" || uids["deploy/shop"] == "" {
 		t.Fatalf("step 1: objects not created: %v", uids)
 	}
-
-	step2 := f.repo.Commit("shop: link the shared defaults", map[string]string{
-		"apps/shop/defaults.yaml": gittest.Symlink("../../shared/defaults.yaml"),
-	})
-	requireSynced(t, f.reconcile("shop"), step2, 3, "step 2 (in-repository link)")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 2: %v, want %v", got, uids)
+	same := func(st *state.App, step string) {
+		t.Helper()
+		if st.ContentHash != first.ContentHash {
+			t.Errorf("%s: the objects read differ from the plain files' (content hash %s, want %s)", step, st.ContentHash, first.ContentHash)
+		}
+		if got := f.uids(watched...); !equalUIDs(got, uids) {
+			t.Fatalf("%s: %v, want %v (nothing pruned or re-created)", step, got, uids)
+		}
 	}
 
+	f.repo.Commit("shop: link the shared defaults", map[string]string{
+		"apps/shop/defaults.yaml": gittest.Symlink("../../shared/defaults.yaml"),
+	})
+	same(f.waitSynced("shop", 3, "step 2 (in-repository link)"), "step 2")
+
+	inForce := f.appState("shop").Applied.Commit
 	step3 := f.repo.Commit("shop: links pointing outside the repository", map[string]string{
 		"apps/shop/host.yaml":   gittest.Symlink("/etc/hostname"),
 		"apps/shop/passwd.yaml": gittest.Symlink("../../../../../../etc/passwd"),
 	})
-	st := f.reconcile("shop")
-	requireRejected(t, st, step3, step2,
+	st := f.pass("shop")
+	f.requireRejected(st, step3, inForce,
 		"apps/shop/host.yaml: symlink to /etc/hostname leaves the repository",
 		"apps/shop/passwd.yaml: symlink to ../../../../../../etc/passwd leaves the repository")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 3: %v, want %v (nothing pruned)", got, uids)
-	}
+	same(st, "step 3")
 	var leaks []string
 	for _, host := range []string{"/etc/hostname", "/etc/passwd"} {
 		b, err := os.ReadFile(host)
@@ -330,15 +372,12 @@ func TestCase15Symlinks(t *testing.T) {
 		t.Errorf("host file content leaked: %v", leaks)
 	}
 
-	step4 := f.repo.Commit("shop: plain files again", map[string]string{
+	f.repo.Commit("shop: plain files again", map[string]string{
 		"apps/shop/host.yaml":     gittest.Delete,
 		"apps/shop/passwd.yaml":   gittest.Delete,
 		"apps/shop/defaults.yaml": defaults,
 	})
-	requireSynced(t, f.reconcile("shop"), step4, 3, "step 4 (plain again)")
-	if got := f.uids(watched...); !equalUIDs(got, uids) {
-		t.Fatalf("step 4: %v, want %v", got, uids)
-	}
+	same(f.waitSynced("shop", 3, "step 4 (plain again)"), "step 4")
 }
 
 // TestLocalRepositoryFormsReconcile: an agent running on a bare repository
