@@ -8,7 +8,22 @@ TEST_TIMEOUT ?= 40m
 # Tests run in parallel packages against one control plane.
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-.PHONY: help build install test unit cluster cluster-down cluster-build demo bench verify fmt
+# How long `make fuzz` runs each fuzz target; CI runs `make fuzz FUZZTIME=5s`.
+FUZZTIME ?= 30s
+# How long go test minimizes each new input (its default, 60s, stalls FuzzLoad:
+# every new interesting input is minimized, and no input is explored meanwhile).
+FUZZMINIMIZETIME ?= 2s
+# Every parser of user input, as package:FuzzTarget (see README, Files gitpace reads).
+FUZZ_TARGETS := \
+	./sources/manifest:FuzzLoad \
+	./sources/textenc:FuzzToUTF8 \
+	./sources/bcs:FuzzParse \
+	./sources:FuzzParsePromotion \
+	./sources:FuzzSymlinkTarget \
+	./policies:FuzzParseConfig \
+	./policies:FuzzParseKeyRing
+
+.PHONY: help build install test unit fuzz cluster cluster-down cluster-build demo bench verify fmt
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +48,13 @@ test: cluster ## unit + integration tests with -race against the local control p
 
 unit: ## only the tests that need no control plane (pure packages)
 	$(GO) test -race -count=1 ./sources/... ./policies/...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after the other; a crasher lands in <pkg>/testdata/fuzz/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done
 
 bench: cluster ## benchmarks on the local control plane; prints the figures the README quotes
 	GITPACE_TEST_KUBECONFIG=$(KUBECONFIG_LOCAL) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...

@@ -7,6 +7,8 @@ import (
 
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // ConfigFile is the name of the policy file at the root of the watched path.
@@ -76,7 +78,14 @@ func ConfigFromFiles(files map[string][]byte) (*Config, error) {
 // duplicate field, a bad schedule, duration, time zone or pattern is an
 // error that names file and field path ("gitpace.yaml: windows[1].schedule: ...").
 // All problems are reported, joined.
+//
+// data may be UTF-8 with or without a byte order mark, or UTF-16 with one
+// (package textenc); a second YAML document in the file is an error.
 func ParseConfig(file string, data []byte) (*Config, error) {
+	data, err := textenc.ReadYAML(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -18,6 +18,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // KeyRing holds the trusted public keys that may sign revisions: OpenPGP
@@ -46,8 +48,13 @@ func LoadKeyRing(file string) (*KeyRing, error) {
 
 // ParseKeyRing reads trusted keys from data in LoadKeyRing's format; file
 // names the source in errors, with the line of a bad SSH key. Private keys
-// are refused.
+// are refused. data may be UTF-8 with or without a byte order mark or UTF-16
+// with one (package textenc), as editors on Windows save it.
 func ParseKeyRing(file string, data []byte) (*KeyRing, error) {
+	data, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
 	kr := &KeyRing{}
 	var el openpgp.EntityList
 	blocks, sshLines := splitKeyFile(data)

@@ -32,7 +32,7 @@ import (
 var keyTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // newTestKey makes an Ed25519 OpenPGP entity and its armored public key.
-func newTestKey(t *testing.T, name string) (*openpgp.Entity, []byte) {
+func newTestKey(t testing.TB, name string) (*openpgp.Entity, []byte) {
 	t.Helper()
 	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: func() time.Time { return keyTime }}
 	e, err := openpgp.NewEntity(name, "test", strings.ToLower(name)+"@example.com", cfg)
@@ -197,7 +197,7 @@ func TestVerifyCommit(t *testing.T) {
 }
 
 // armoredOf is e's armored public key block.
-func armoredOf(t *testing.T, e *openpgp.Entity) []byte {
+func armoredOf(t testing.TB, e *openpgp.Entity) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)

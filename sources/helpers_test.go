@@ -174,3 +174,15 @@ func changed(t *testing.T, repo *git.Repository, h string) map[string]string {
 	}
 	return out
 }
+
+// notifier returns a Watch callback and the channel it signals; the
+// callback never blocks (one pending signal at most).
+func notifier() (func(), <-chan struct{}) {
+	fired := make(chan struct{}, 1)
+	return func() {
+		select {
+		case fired <- struct{}{}:
+		default:
+		}
+	}, fired
+}

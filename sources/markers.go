@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // File names of the repository layout gitpace reads (see package manifest)
@@ -32,8 +34,14 @@ type Promotion struct {
 
 // ParsePromotion decodes and validates a PROMOTE file. Unknown fields are
 // errors, so a typo does not silently approve nothing.
+// The file is decoded as package textenc says, and must hold one YAML
+// document.
 func ParsePromotion(data []byte) (Promotion, error) {
 	var p Promotion
+	data, err := textenc.ReadYAML(data)
+	if err != nil {
+		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, err)
+	}
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
 		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, err)
 	}

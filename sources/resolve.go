@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -20,7 +22,7 @@ func (s *GitSource) head(ctx context.Context) (*git.Repository, plumbing.Hash, e
 		h, err := s.lsRemote(ctx)
 		return nil, h, err
 	}
-	repo, err := git.PlainOpenWithOptions(s.local, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	repo, err := openLocal(s.local)
 	if err != nil {
 		return nil, plumbing.ZeroHash, fmt.Errorf("git source %s: open repository: %w", s.display, err)
 	}
@@ -32,6 +34,30 @@ func (s *GitSource) head(ctx context.Context) (*git.Repository, plumbing.Hash, e
 		return nil, plumbing.ZeroHash, fmt.Errorf("git source %s: read branch %q: %w", s.display, s.branch.Short(), err)
 	}
 	return repo, ref.Hash(), nil
+}
+
+// openLocal opens a repository at a local path in each form git accepts
+// for it: a bare repository (app.git), a worktree's top directory or its
+// .git directory, a linked worktree (`git worktree add`: its .git file names
+// a git directory whose "commondir" holds the refs and objects), and a
+// directory inside a worktree. As git does (enter_repo in git's path.c),
+// "<p>.git" is tried when p does not exist.
+//
+// The path is first opened as it is (a bare repository or the top of a
+// worktree), and only then searched upwards for a .git entry: searching
+// first would open the worktree that encloses a bare repository kept inside
+// one.
+func openLocal(p string) (*git.Repository, error) {
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(p + ".git"); err == nil {
+			p += ".git"
+		}
+	}
+	repo, err := git.PlainOpenWithOptions(p, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainOpenWithOptions(p, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
+	}
+	return repo, err
 }
 
 // objects returns a repository holding the commit head: the local repository

@@ -37,8 +37,41 @@ type Snapshot struct {
 	// are the paths a user sees in the repository.
 	Path string
 	// Files maps slash-separated paths relative to the source's path to
-	// their content. Only regular files are included.
+	// their content: regular files, and symlinks that resolve to a file
+	// inside the repository, read as that file (a symlinked directory inside
+	// the repository is read as if it were there).
 	Files map[string][]byte
+	// Skipped lists, sorted by path, the entries below the source's path
+	// that are not in Files and not directories: symlinks that leave the
+	// repository, point at nothing or loop, and submodules. Package manifest
+	// rejects an app whose directory holds a skipped symlink that looks like
+	// a manifest; the rest is for reporting.
+	Skipped []Skipped
+}
+
+// SkipKind says what kind of entry a Skipped is.
+type SkipKind string
+
+// Kinds of Skipped entries.
+const (
+	SkippedSymlink   SkipKind = "symlink"   // a symlink gitpace does not follow
+	SkippedSubmodule SkipKind = "submodule" // a gitlink (mode 160000)
+	SkippedOther     SkipKind = "other"     // any other tree entry mode
+)
+
+// Skipped is an entry of the commit below the source's path that gitpace did
+// not read, and why.
+type Skipped struct {
+	// Path is the entry's slash-separated path relative to the repository
+	// root (the source's path joined with its name below it), e.g.
+	// "apps/shop/host.yaml".
+	Path string   `json:"path"`
+	Kind SkipKind `json:"kind"`
+	// Target is a symlink's target as committed ("" for other kinds).
+	Target string `json:"target,omitempty"`
+	// Reason is one line, e.g. "symlink to /etc/hosts leaves the
+	// repository"; "<Path>: <Reason>" reads as a sentence.
+	Reason string `json:"reason"`
 }
 
 // Source yields the newest Snapshot of a branch.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
@@ -95,10 +94,11 @@ func watchLoop(ctx context.Context, w *fsnotify.Watcher, relevant func(fsnotify.
 	}
 }
 
-// gitDirs returns the repository's git directory and its common directory
-// (where refs live; different only in a linked worktree).
+// gitDirs returns the repository's git directory (the bare repository
+// itself, or a worktree's .git) and its common directory (where refs live;
+// different only in a linked worktree).
 func (s *GitSource) gitDirs() (gitDir, commonDir string, err error) {
-	repo, err := git.PlainOpenWithOptions(s.local, &git.PlainOpenOptions{DetectDotGit: true})
+	repo, err := openLocal(s.local)
 	if err != nil {
 		return "", "", fmt.Errorf("git source %s: open repository: %w", s.display, err)
 	}

@@ -14,13 +14,8 @@ func TestWatchLocalCommit(t *testing.T) {
 	commitFiles(t, repo, map[string]string{"a.yaml": "a\n"}, "one")
 
 	src := newSource(t, GitConfig{URL: dir})
-	fired := make(chan struct{}, 1)
-	if err := src.Watch(ctx, func() {
-		select {
-		case fired <- struct{}{}:
-		default:
-		}
-	}); err != nil {
+	notify, fired := notifier()
+	if err := src.Watch(ctx, notify); err != nil {
 		t.Fatal(err)
 	}
 

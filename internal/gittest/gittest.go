@@ -5,8 +5,10 @@ package gittest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
@@ -24,6 +28,13 @@ import (
 
 // Delete, as a file's content in Commit, removes the file.
 const Delete = "\x00delete"
+
+// symlinkPrefix marks a file's content in Commit as a symlink target.
+const symlinkPrefix = "\x00symlink:"
+
+// Symlink, as a file's content in Commit, makes the file a symlink to
+// target (committed as git does, mode 120000).
+func Symlink(target string) string { return symlinkPrefix + target }
 
 var clock atomic.Int64
 
@@ -82,11 +93,26 @@ func (r *Repo) commit(msg string, files map[string]string, opts git.CommitOption
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			r.t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if err := os.Remove(p); err != nil { // never write through a link
+				r.t.Fatal(err)
+			}
+		}
+		if target, ok := strings.CutPrefix(files[n], symlinkPrefix); ok {
+			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+				r.t.Fatal(err)
+			}
+			if err := os.Symlink(target, p); err != nil {
+				r.t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte(files[n]), 0o644); err != nil {
 			r.t.Fatal(err)
 		}
 		if _, err := wt.Add(n); err != nil {
 			r.t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(files[n], symlinkPrefix); ok {
+			r.indexLink(n, target)
 		}
 	}
 	opts.Author, opts.AllowEmptyCommits = Signature(), true
@@ -95,6 +121,41 @@ func (r *Repo) commit(msg string, files map[string]string, opts git.CommitOption
 		r.t.Fatal(err)
 	}
 	return h.String()
+}
+
+// indexLink stores target as the blob of the symlink n in the index, as git
+// does: go-git's worktree rewrites an absolute target relative to the
+// worktree root ("/etc/hostname" becomes "/../../etc/hostname").
+func (r *Repo) indexLink(n, target string) {
+	r.t.Helper()
+	obj := r.Repo.Storer.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	w, err := obj.Writer()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(target)); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	h, err := r.Repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	idx, err := r.Repo.Storer.Index()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	e, err := idx.Entry(n)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	e.Hash, e.Mode, e.Size = h, filemode.Symlink, uint32(len(target))
+	if err := r.Repo.Storer.SetIndex(idx); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Head returns the hash of the branch head.
@@ -157,4 +218,39 @@ func (s *SSHSigner) Sign(message io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	return sshsig.Armor(sig), nil
+}
+
+// Bare makes a bare clone of r named app.git in a temporary directory, as a
+// server keeps a repository, and returns its path. PushTo updates it.
+func (r *Repo) Bare() string {
+	r.t.Helper()
+	dir := filepath.Join(r.t.TempDir(), "app.git")
+	if _, err := git.PlainClone(dir, true, &git.CloneOptions{URL: r.Dir}); err != nil {
+		r.t.Fatal(err)
+	}
+	return dir
+}
+
+// PushTo pushes branch main to the repository at dir (e.g. from Bare).
+func (r *Repo) PushTo(dir string) {
+	r.t.Helper()
+	rem := git.NewRemote(r.Repo.Storer, &config.RemoteConfig{Name: "bare", URLs: []string{dir}})
+	err := rem.Push(&git.PushOptions{RemoteName: "bare", RefSpecs: []config.RefSpec{"refs/heads/main:refs/heads/main"}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		r.t.Fatal(err)
+	}
+}
+
+// LinkedWorktree adds a linked worktree of r (`git worktree add --detach`,
+// run with the git binary: go-git cannot add one) in a temporary directory
+// and returns its path. Its .git is a file naming a directory under r's
+// .git/worktrees; branches live in r's .git.
+func (r *Repo) LinkedWorktree() string {
+	r.t.Helper()
+	dir := filepath.Join(r.t.TempDir(), "linked")
+	cmd := exec.Command("git", "-C", r.Dir, "worktree", "add", "--detach", dir, "main")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.t.Fatalf("git worktree add: %v\n%s", err, out)
+	}
+	return dir
 }

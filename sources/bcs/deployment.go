@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // Parse decodes, validates and defaults one BCS v4 deployment read from file
@@ -19,7 +21,15 @@ import (
 // mapping errors are returned together (top-level fields, then spec, then
 // policies, then containers and constraints). Several errors come as an
 // errors.Join; FieldErrors unpacks them, errors.As finds the first.
+//
+// data may be UTF-8 with or without a byte order mark, or UTF-16 with one
+// (see package textenc); a file that cannot be decoded is one *FieldError.
+// Lines and columns count in the decoded text.
 func Parse(file string, data []byte) (*Deployment, error) {
+	data, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return nil, &FieldError{File: file, Msg: err.Error()}
+	}
 	root, err := parseTree(file, data)
 	if err != nil {
 		return nil, err
@@ -46,6 +56,10 @@ func Parse(file string, data []byte) (*Deployment, error) {
 // BCS file with a syntax error further on is still routed to Parse, which
 // reports the error.
 func IsV4(data []byte) bool {
+	data, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return false

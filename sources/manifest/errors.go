@@ -11,6 +11,13 @@ var (
 	// ErrSyntax: a file is not valid YAML or JSON, or a document is not an
 	// object.
 	ErrSyntax = errors.New("syntax error")
+	// ErrEncoding: a file is not text gitpace can decode (see package
+	// sources/textenc: UTF-8, or UTF-16 with a byte order mark).
+	ErrEncoding = errors.New("encoding error")
+	// ErrSymlink: a manifest file is a symlink that leaves the repository,
+	// points at nothing, or loops (see sources.Skipped); its target is not
+	// read.
+	ErrSymlink = errors.New("file not read")
 	// ErrInvalidObject: an object lacks apiVersion, kind or metadata.name, or
 	// is malformed (a List whose items are not objects, a BCS spec in YAML).
 	ErrInvalidObject = errors.New("invalid object")

@@ -2,24 +2,28 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"sort"
 	"strings"
 
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // layout is a snapshot's files sorted into app directories and markers.
 // Directories are slash paths relative to the source path, "." for the root.
 type layout struct {
 	snap     *sources.Snapshot
-	appDirs  map[string][]string // dir -> its manifest files (full relative names)
-	pauses   map[string]string   // dir -> PAUSE text
-	promotes map[string][]byte   // dir -> PROMOTE content
+	appDirs  map[string][]string          // dir -> its manifest files (full relative names)
+	pauses   map[string]string            // dir -> PAUSE text
+	promotes map[string][]byte            // dir -> PROMOTE content
+	skipped  map[string][]sources.Skipped // dir -> entries sources did not read
 }
 
 func newLayout(snap *sources.Snapshot) *layout {
-	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{}}
+	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{},
+		skipped: map[string][]sources.Skipped{}}
 	for name, data := range snap.Files {
 		if hidden(name) {
 			continue
@@ -28,14 +32,38 @@ func newLayout(snap *sources.Snapshot) *layout {
 		switch {
 		case dir == "." && base == sources.PolicyFile:
 		case base == sources.PauseFile:
-			l.pauses[dir] = strings.TrimSpace(string(data))
+			l.pauses[dir] = pauseReason(data)
 		case base == sources.PromoteFile:
 			l.promotes[dir] = data
 		case isManifest(base):
 			l.appDirs[dir] = append(l.appDirs[dir], name)
 		}
 	}
+	for _, sk := range snap.Skipped {
+		rel := strings.TrimPrefix(sk.Path, snap.Path+"/")
+		if snap.Path == "" {
+			rel = sk.Path
+		}
+		if hidden(rel) {
+			continue
+		}
+		dir := path.Dir(rel)
+		l.skipped[dir] = append(l.skipped[dir], sk)
+		if unreadManifest(sk) {
+			// The directory is an app even if this link was its only
+			// manifest: its objects must not vanish without a word.
+			if _, ok := l.appDirs[dir]; !ok {
+				l.appDirs[dir] = nil
+			}
+		}
+	}
 	return l
+}
+
+// unreadManifest reports whether a skipped entry is a symlink gitpace would
+// have read as a manifest had it resolved inside the repository.
+func unreadManifest(sk sources.Skipped) bool {
+	return sk.Kind == sources.SkippedSymlink && isManifest(path.Base(sk.Path))
 }
 
 func (l *layout) sortedAppDirs() []string {
@@ -55,8 +83,13 @@ func (l *layout) repoPath(rel string) string {
 
 // loadApp parses and validates the app in dir.
 func (l *layout) loadApp(dir string) App {
-	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir)}
+	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir), Skipped: l.skipped[dir]}
 	var errs []error
+	for _, sk := range l.skipped[dir] {
+		if unreadManifest(sk) {
+			errs = append(errs, &Error{File: sk.Path, Err: fmt.Errorf("%s: %w", sk.Reason, ErrSymlink)})
+		}
+	}
 	if data, ok := l.promotes[dir]; ok {
 		file := l.repoPath(path.Join(dir, sources.PromoteFile))
 		p, err := sources.ParsePromotion(data)
@@ -134,4 +167,15 @@ func isManifest(base string) bool {
 		return true
 	}
 	return false
+}
+
+// pauseReason is a PAUSE file's trimmed text, decoded as manifests are. A
+// PAUSE file pauses whatever it holds; text that cannot be decoded is
+// replaced by the reason why.
+func pauseReason(data []byte) string {
+	text, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return "(reason not readable: " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(text))
 }

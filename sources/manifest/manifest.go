@@ -26,6 +26,18 @@
 // are BCS deployment specs: they are not parsed here but handed on raw in
 // App.BCS.
 //
+// Files are decoded first (package sources/textenc): UTF-8 with or without
+// a byte order mark, UTF-16 with one; CRLF line ends are read as LF. A file
+// that cannot be decoded is an ErrEncoding error.
+//
+// # Symlinks
+//
+// sources reads a symlink inside the repository as the file it points at.
+// A symlink in an app directory that looks like a manifest but that sources
+// could not follow (it leaves the repository, points at nothing, or loops;
+// see sources.Skipped) is an ErrSymlink error for that app, naming the link
+// and its target; nothing outside the repository is read.
+//
 // # All or nothing
 //
 // Each object needs apiVersion, kind and metadata.name, and no two objects of
@@ -58,6 +70,11 @@ type App struct {
 	Pause *Marker
 	// Promote is the app's PROMOTE marker, if any.
 	Promote *Promote
+	// Skipped are the entries of the app's directory that sources did not
+	// read (sources.Snapshot.Skipped: symlinks leaving the repository or
+	// pointing at nothing, submodules), for reporting. Those that look like
+	// manifests (*.yaml, *.yml, *.json) are also errors in Err.
+	Skipped []sources.Skipped
 	// Err, when not nil, lists every problem found in the app's files.
 	Err error
 }

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // parsed is what one file holds.
@@ -24,8 +26,21 @@ type parsed struct {
 }
 
 // parseFile parses one manifest file; file is its repository-relative name.
-func parseFile(file string, data []byte) parsed {
+// The file is first decoded to UTF-8 as kubectl decodes it (see package
+// textenc: UTF-8 with or without a byte order mark, UTF-16 with one); a file
+// that cannot be decoded yields one ErrEncoding error and nothing else.
+func parseFile(file string, raw []byte) parsed {
 	var p parsed
+	data, _, err := textenc.ToUTF8(raw)
+	if err != nil {
+		var te *textenc.Error
+		line := 0
+		if errors.As(err, &te) {
+			line = te.Line
+		}
+		p.errs = append(p.errs, &Error{File: file, Line: line, Err: fmt.Errorf("%w: %v", ErrEncoding, err)})
+		return p
+	}
 	if strings.EqualFold(path.Ext(file), ".json") {
 		p.parseJSON(file, data)
 		return p
@@ -49,10 +64,17 @@ func (p *parsed) parseJSON(file string, data []byte) {
 		p.bcs = append(p.bcs, BCSFile{File: file, Kind: probe.Kind, Data: data})
 		return
 	}
-	p.addDocument(file, 0, 1, data)
+	p.addDocument(file, 0, 1, data, nil)
 }
 
 func (p *parsed) parseYAMLDoc(file string, index int, d document) {
+	if n := textenc.YAMLDocuments(d.data); n > 1 {
+		// splitYAML cuts where the YAML spec puts document markers; this
+		// guards against reading only the first of several documents.
+		p.errs = append(p.errs, &Error{File: file, Line: d.firstContentLine(),
+			Err: fmt.Errorf("%w: %d YAML documents where gitpace found one; put each \"---\" at the start of its own line", ErrSyntax, n)})
+		return
+	}
 	j, err := yaml.YAMLToJSONStrict(d.data)
 	if err != nil {
 		p.errs = append(p.errs, yamlError(file, d.line, err))
@@ -61,12 +83,14 @@ func (p *parsed) parseYAMLDoc(file string, index int, d document) {
 	if string(bytes.TrimSpace(j)) == "null" {
 		return // only comments or blank
 	}
-	p.addDocument(file, index, d.firstContentLine(), j)
+	p.addDocument(file, index, d.firstContentLine(), j, &d)
 }
 
 // addDocument decodes one JSON document that started at line, flattens a List
 // and validates every object.
-func (p *parsed) addDocument(file string, index, line int, j []byte) {
+// src is the YAML document j was converted from (nil for JSON), to quote
+// values YAML typed in a way the author did not mean.
+func (p *parsed) addDocument(file string, index, line int, j []byte, src *document) {
 	var m map[string]interface{}
 	if !bytes.HasPrefix(bytes.TrimSpace(j), []byte("{")) {
 		p.errs = append(p.errs, &Error{File: file, Line: line, Err: fmt.Errorf("%w: document is not an object", ErrSyntax)})
@@ -79,7 +103,7 @@ func (p *parsed) addDocument(file string, index, line int, j []byte) {
 	doc := &unstructured.Unstructured{Object: m}
 	items, isList := m["items"].([]interface{})
 	if !isList || !strings.HasSuffix(doc.GetKind(), "List") {
-		p.add(file, doc, Origin{File: file, Line: line, Doc: index, Item: -1})
+		p.add(file, doc, Origin{File: file, Line: line, Doc: index, Item: -1}, src)
 		return
 	}
 	for i, it := range items {
@@ -89,17 +113,33 @@ func (p *parsed) addDocument(file string, index, line int, j []byte) {
 				Err: fmt.Errorf("%w: items[%d] is not an object", ErrInvalidObject, i)})
 			continue
 		}
-		p.add(file, &unstructured.Unstructured{Object: obj}, Origin{File: file, Line: line, Doc: index, Item: i})
+		p.add(file, &unstructured.Unstructured{Object: obj}, Origin{File: file, Line: line, Doc: index, Item: i}, src)
 	}
 }
 
 // add validates an object and keeps it, or records why not.
-func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin) {
-	if err := validate(obj, path.Ext(file)); err != nil {
-		where := ""
-		if o.Item >= 0 {
-			where = fmt.Sprintf(" (items[%d])", o.Item)
+func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin, src *document) {
+	where := ""
+	if o.Item >= 0 {
+		where = fmt.Sprintf(" (items[%d])", o.Item)
+	}
+	if probs := checkStringFields(obj.Object); len(probs) > 0 {
+		for _, tp := range probs {
+			line, msg := o.Line, tp.describe(nil)
+			if src != nil {
+				yamlPath := tp.path
+				if o.Item >= 0 {
+					yamlPath = append([]string{"items", strconv.Itoa(o.Item)}, yamlPath...)
+				}
+				if lit, l, ok := yamlScalar(src.data, yamlPath); ok {
+					line, msg = src.line+l-1, tp.describe(&lit)
+				}
+			}
+			p.errs = append(p.errs, &Error{File: file, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
 		}
+		return
+	}
+	if err := validate(obj, path.Ext(file)); err != nil {
 		p.errs = append(p.errs, &Error{File: file, Line: o.Line, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
 		return
 	}
@@ -170,29 +210,44 @@ func (d document) firstContentLine() int {
 	return d.line
 }
 
-// splitYAML splits a multi-document YAML file on "---" lines (a "---" may be
-// followed by a comment, or by the first line of the document itself) and on
-// "..." document end lines. Each document keeps the number of the file line
-// it starts on, so that parser line numbers can be mapped back to the file.
+// splitYAML splits a multi-document YAML file where the YAML spec (1.2,
+// section 9.2) ends a document: at a "---" (directives end) or "..."
+// (document end) marker at the start of a line, followed by a space, a tab or
+// the line's end. What follows "---" on its line (a comment, or the first
+// line of the document itself) stays with the next document; so does
+// anything after "...", for the parser to judge. Each document keeps the
+// number of the file line it starts on, so that parser line numbers can be
+// mapped back to the file.
 func splitYAML(data []byte) []document {
 	var docs []document
 	cur := document{line: 1}
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	for i, l := range lines {
-		t := bytes.TrimRight(l, " \t\r\n")
+		rest, isMarker := marker(l)
 		switch {
-		case bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- #")):
-			docs = append(docs, cur)
-			cur = document{line: i + 2}
-		case bytes.HasPrefix(t, []byte("--- ")):
-			docs = append(docs, cur)
-			cur = document{line: i + 1, data: append([]byte(nil), l[4:]...)}
-		case bytes.Equal(t, []byte("...")):
+		case !isMarker:
+			cur.data = append(cur.data, l...)
+			continue
+		case len(bytes.TrimSpace(rest)) == 0 || bytes.TrimSpace(rest)[0] == '#':
 			docs = append(docs, cur)
 			cur = document{line: i + 2}
 		default:
-			cur.data = append(cur.data, l...)
+			docs = append(docs, cur)
+			cur = document{line: i + 1, data: append([]byte(nil), rest...)}
 		}
 	}
 	return append(docs, cur)
+}
+
+// marker reports whether line is a "---" or "..." document marker and
+// returns what follows it on the line, leading blanks removed.
+func marker(line []byte) ([]byte, bool) {
+	if len(line) < 3 || !(bytes.HasPrefix(line, []byte("---")) || bytes.HasPrefix(line, []byte("..."))) {
+		return nil, false
+	}
+	rest := line[3:]
+	if len(rest) > 0 && !bytes.ContainsRune([]byte(" \t\r\n"), rune(rest[0])) {
+		return nil, false // "----", "...foo": not a marker
+	}
+	return bytes.TrimLeft(rest, " \t"), true
 }
