@@ -78,7 +78,8 @@ type Agent struct {
 	// retryAt: apps waiting for a condition (a namespace terminating) are
 	// diffed again at this time though nothing changed.
 	retryAt    map[string]time.Time
-	emptyHeld  string // the reason an empty revision is held, once printed
+	emptyHeld  string            // the reason an empty revision is held, once printed
+	skipped    map[string]string // what the revision holds and gitpace did not read, once printed
 	lastHead   string
 	lastSnap   *sources.Snapshot
 	lastCommit *object.Commit        // the signature gate's last lookup

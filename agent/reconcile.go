@@ -145,6 +145,7 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 		a.onFailure = cfg.OnFailure // for failures seen until the next revision
 	}
 	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
+	a.reportSkipped(snap.Skipped)
 	for i := range apps {
 		if err := a.adoptLegacy(ctx, apps[i].Name); err != nil {
 			return err
@@ -177,6 +178,23 @@ func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, f
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reportSkipped says once, per entry, what the revision holds that gitpace
+// did not read (a symlink leaving the repository, a submodule): nothing is
+// dropped without a word. Those that look like manifests also reject their
+// app (manifest.Load).
+func (a *Agent) reportSkipped(skipped []sources.Skipped) {
+	seen := map[string]string{}
+	for _, sk := range skipped {
+		line := sk.Path + ": " + sk.Reason
+		seen[sk.Path] = line
+		if a.skipped[sk.Path] != line {
+			a.printf("skipped %s", line)
+			a.cfg.Log.Warn("file not read", "path", sk.Path, "reason", sk.Reason)
+		}
+	}
+	a.skipped = seen
 }
 
 // guardEmpty returns why the revision must be held (nothing is applied or
