@@ -257,6 +257,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
+	a.printNotes(st.Name, diff)
 	applied, err := a.applier.Apply(ctx, objs, diff)
 	if err != nil {
 		if isTransient(err) {
@@ -325,9 +326,10 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		if rolling {
 			e.Outcome = state.RollingOut
 		}
+		e.Message = recreatedNote(cs)
 		if rollbackTo != nil {
 			e.RollbackTo = rollbackTo.N
-			e.Message = fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject)
+			e.Message = joinNotes(fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject), e.Message)
 			a.printf("app %s: %s", st.Name, e.Message)
 		}
 		st.AddHistory(e)
@@ -372,13 +374,13 @@ func stamp(st *state.App, app string, rev sources.Revision, objs []*unstructured
 // reject records a revision that cannot be applied; the previous revision
 // stays in force.
 func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
-	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: err.Error()})
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: appliers.SummarizeError(err), Detail: err.Error()})
 }
 
 func (a *Agent) rejectAs(ctx context.Context, st *state.App, r state.Rejection) error {
 	if st.Rejected == nil || st.Rejected.Revision.Commit != r.Revision.Commit || st.Rejected.Error != r.Error {
 		a.printf("app %s: revision %s rejected, %s stays in force: %s", st.Name, r.Revision.Short(), appliedShort(st), r.Error)
-		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", r.Revision.Short(), "err", r.Error)
+		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", r.Revision.Short(), "err", firstNonEmpty(r.Detail, r.Error))
 	}
 	st.Rejected = &r
 	st.Phase, st.Reason = state.Failed, rejectedReason(&r)
@@ -400,15 +402,17 @@ func (a *Agent) refusedAtApply(ctx context.Context, st *state.App, rev sources.R
 		a.expect(c.Ref, c.Generation) // our own writes, not drift
 	}
 	undone, undoErr := a.undo(ctx, st, applied)
-	msg := refusal.Error()
+	msg, detail := appliers.SummarizeError(refusal), refusal.Error()
 	if undone > 0 {
 		msg += fmt.Sprintf("; undid the %d change(s) already applied", undone)
+		detail += fmt.Sprintf("; undid the %d change(s) already applied", undone)
 	}
 	if undoErr != nil {
 		a.cfg.Log.Error("undoing a partly applied revision", "app", st.Name, "commit", rev.Short(), "err", undoErr)
-		msg += "; could not undo everything: " + undoErr.Error()
+		msg += "; could not undo everything: " + appliers.SummarizeError(undoErr)
+		detail += "; could not undo everything: " + undoErr.Error()
 	}
-	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: msg, AtApply: true, ContentHash: hash})
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: msg, Detail: detail, AtApply: true, ContentHash: hash})
 }
 
 // undo reverts the changes of a partly applied revision; see refusedAtApply.
