@@ -3,12 +3,10 @@ package appliers_test
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,19 +22,6 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// writeCounter counts the persisted writes (not dry runs) a client makes.
-type writeCounter struct {
-	n  atomic.Int64
-	rt http.RoundTripper
-}
-
-func (c *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet && !strings.Contains(r.URL.RawQuery, "dryRun=") {
-		c.n.Add(1)
-	}
-	return c.rt.RoundTrip(r)
-}
-
 // rig is one test's namespace, clients and applier (its writes counted).
 type rig struct {
 	t      *testing.T
@@ -44,18 +29,18 @@ type rig struct {
 	kube   kubernetes.Interface
 	dyn    dynamic.Interface
 	ap     *appliers.Applier
-	writes *writeCounter
+	writes *testenv.Writes
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, ns: testenv.Namespace(t), kube: testenv.Client(t), writes: &writeCounter{}}
+	r := &rig{t: t, ns: testenv.Namespace(t), kube: testenv.Client(t)}
 	var err error
 	if r.dyn, err = dynamic.NewForConfig(testenv.Config(t)); err != nil {
 		t.Fatal(err)
 	}
 	rc := testenv.Config(t)
-	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { r.writes.rt = rt; return r.writes })
+	r.writes = testenv.CountWrites(rc)
 	if r.ap, err = appliers.New(rc); err != nil {
 		t.Fatal(err)
 	}
@@ -147,14 +132,14 @@ func (r *rig) sync(objs []*unstructured.Unstructured) appliers.ChangeSet {
 // diff writes nothing.
 func (r *rig) assertIdle(objs []*unstructured.Unstructured) {
 	r.t.Helper()
-	before := r.writes.n.Load()
+	before := r.writes.Load()
 	diff := r.sync(objs)
 	for _, c := range diff {
 		if c.Action != appliers.Unchanged {
 			r.t.Errorf("second pass: %s %s, want unchanged:\n%s", c.Ref, c.Action, c.Diff)
 		}
 	}
-	if n := r.writes.n.Load() - before; n != 0 {
+	if n := r.writes.Load() - before; n != 0 {
 		r.t.Errorf("second pass made %d writes, want 0", n)
 	}
 }
