@@ -280,6 +280,9 @@ func (a *Applier) predict(ctx context.Context, ri dynamic.ResourceInterface, c *
 		return result, err
 	}
 	sim.SetManagedFields(nil)
+	// Unconditional (no resourceVersion): controllers write status while
+	// gitpace diffs, and a dry run changes nothing anyway.
+	sim.SetResourceVersion("")
 	return ri.Update(ctx, sim, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: FieldManager})
 }
 

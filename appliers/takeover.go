@@ -17,15 +17,18 @@ import (
 // over (`gitpace run --takeover-managers`): the names kubectl v1.37 records
 // in metadata.managedFields for `apply` (client-side:
 // kubectl-client-side-apply, and before-first-apply when it upgraded an
-// object; server-side: kubectl), `edit`, `patch`, `set` (env, image,
-// resources, ...), `label`, `annotate`, `create` and `replace`. Fields they
+// object; server-side: kubectl, and kubectl-last-applied for the
+// last-applied annotation), `edit`, `patch`, `set` (env, image, resources,
+// ...), `label`, `annotate`, `create` and `replace` (k8s.io/kubectl
+// v0.37 pkg/cmd; a command without a manager of its own records
+// "kubectl"). Fields they
 // own are hand edits or leftovers of a kubectl deployment; once gitpace owns
 // them, what git does not declare is removed, as Flux's SSA manager does
 // (fluxcd/kustomize-controller#527). `kubectl scale` writes the scale
 // subresource and `kubectl rollout restart` (kubectl-rollout) a restart
 // stamp; neither is taken over.
 var DefaultTakeoverManagers = []string{
-	"kubectl", "kubectl-client-side-apply", "before-first-apply",
+	"kubectl", "kubectl-client-side-apply", "before-first-apply", "kubectl-last-applied",
 	"kubectl-edit", "kubectl-patch", "kubectl-set", "kubectl-label",
 	"kubectl-annotate", "kubectl-create", "kubectl-replace",
 }
@@ -227,16 +230,26 @@ func (a *Applier) afterTakeover(t *takeover, dry *unstructured.Unstructured, kee
 			held.Insert(p[:i].Copy())
 		}
 	})
-	var gone []fieldpath.Path
+	goneSet := &fieldpath.Set{}
 	t.fields.Iterate(func(p fieldpath.Path) {
 		if !held.Has(p) {
-			gone = append(gone, p.Copy())
+			goneSet.Insert(p.Copy())
 		}
+	})
+	// Only the topmost: removing a list item by its key fields must not
+	// find them removed already.
+	var gone []fieldpath.Path
+	goneSet.Iterate(func(p fieldpath.Path) {
+		for i := 1; i < len(p); i++ {
+			if goneSet.Has(p[:i]) {
+				return
+			}
+		}
+		gone = append(gone, p.Copy())
 	})
 	out := dry.DeepCopy()
 	removed := false
-	// Deepest and last first: list indexes stay valid, children go before
-	// their parents.
+	// Last first: list indexes stay valid.
 	for i := len(gone) - 1; i >= 0; i-- {
 		var ok bool
 		out.Object, ok = removePath(out.Object, gone[i])
