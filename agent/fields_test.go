@@ -107,7 +107,7 @@ func TestHandEditsUndone(t *testing.T) {
 	a := f.build(nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
-	f.eventually("catalog Synced", time.Minute, func() bool { return f.appState("catalog").Phase == state.Synced })
+	f.eventually("catalog Synced", time.Minute, func() bool { st := f.appState("catalog"); return st != nil && st.Phase == state.Synced })
 
 	deploys := f.kube.AppsV1().Deployments(f.ns)
 	container := func() corev1.Container { return f.deployment("catalog").Spec.Template.Spec.Containers[0] }
@@ -241,6 +241,11 @@ func TestHPAOwnsReplicas(t *testing.T) {
 	if n := strings.Count(f.out.String(), note); n != 1 {
 		t.Errorf("note %q printed %d times, want once:\n%s", note, n, f.out.String())
 	}
+	f.eventually("search at the HPA's 4 and indexer at 5, rolled out", time.Minute, func() bool {
+		return rolledOut(f.deployment("search"), "registry.example.invalid/search:12.1.0") &&
+			rolledOut(f.deployment("indexer"), "registry.example.invalid/indexer:3.0.0")
+	})
+	f.pass(a) // records the phase Synced
 	f.assertNoWrites(a)
 
 	f.repo.Commit("search and indexer: stop declaring replicas", map[string]string{
@@ -263,6 +268,10 @@ func TestHPAOwnsReplicas(t *testing.T) {
 		metav1.PatchOptions{FieldManager: "kubectl-scale"}, "scale"); err != nil {
 		t.Fatal(err)
 	}
+	f.eventually("indexer at 6 replicas", time.Minute, func() bool {
+		return rolledOut(f.deployment("indexer"), "registry.example.invalid/indexer:3.0.1")
+	})
+	f.pass(a) // records the phase
 	f.assertNoWrites(a)
 	if got := *f.deployment("indexer").Spec.Replicas; got != 6 {
 		t.Errorf("indexer after kubectl scale and a pass: %d replicas, want 6", got)
