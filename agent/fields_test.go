@@ -330,7 +330,7 @@ func TestImmutableFields(t *testing.T) {
 				t.Errorf("rejection %q does not name %q", msg, want)
 			}
 		}
-		if strings.Contains(msg, "\n") || len([]rune(msg)) > 320 || len([]rune(st.Reason)) > 400 {
+		if strings.Contains(msg, "\n") || len([]rune(msg)) > 360 || len([]rune(st.Reason)) > 400 {
 			t.Errorf("rejection is not one short line (%d characters): %q", len([]rune(msg)), msg)
 		}
 		if len(st.Rejected.Detail) < len(msg)/2 || !strings.Contains(st.Rejected.Detail, field) {

@@ -12,8 +12,10 @@ import (
 // Bounds of SummarizeError's line, in characters (runes): one cause, and the
 // whole line.
 const (
-	maxCauseLen   = 160
-	maxSummaryLen = 320
+	maxCauseLen   = 200
+	maxSummaryLen = 360
+	// maxEchoLen is the longest echoed value kept ("Invalid value: 99999").
+	maxEchoLen = 40
 )
 
 // SummarizeError returns err as one short line for status, history and the
@@ -76,13 +78,14 @@ func summarizeStatus(s metav1.Status) string {
 	return reason + ": " + strings.Join(causes, "; ")
 }
 
-// causeDetail drops the echoed value of a field error: the apimachinery
+// causeDetail drops a long echoed value of a field error: the apimachinery
 // field.Error text is "Invalid value: <value>: <detail>" (the value can be a
-// whole object); the detail is what follows its last ": ".
+// whole object); the detail is what follows its last ": ". A short value
+// ("Invalid value: 99999") is kept.
 func causeDetail(m string) string {
 	const invalid = "Invalid value: "
 	if strings.HasPrefix(m, invalid) {
-		if i := strings.LastIndex(m, ": "); i >= len(invalid) {
+		if i := strings.LastIndex(m, ": "); i >= len(invalid) && len([]rune(m[len(invalid):i])) > maxEchoLen {
 			return m[i+2:]
 		}
 	}

@@ -38,7 +38,13 @@ func TestSummarizeError(t *testing.T) {
 		t.Errorf("joined: %q", got)
 	}
 	long := appliers.SummarizeError(errors.New(strings.Repeat("é", 1000)))
-	if n := len([]rune(long)); n > 320 || !strings.HasSuffix(long, "…") {
-		t.Errorf("a long error is %d characters (%q...), want at most 320 ending in …", n, long[:20])
+	if n := len([]rune(long)); n > 360 || !strings.HasSuffix(long, "…") {
+		t.Errorf("a long error is %d characters (%q...), want at most 360 ending in …", n, long[:20])
+	}
+	port := apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, "web", field.ErrorList{
+		field.Invalid(field.NewPath("spec", "ports").Index(0).Child("port"), 99999, "must be between 1 and 65535, inclusive"),
+	})
+	if got, want := appliers.SummarizeError(port), "invalid: spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive"; got != want {
+		t.Errorf("a short echoed value: %q, want %q", got, want)
 	}
 }
