@@ -61,6 +61,9 @@ type Config struct {
 	// phases of a BCS rollout cycle; a phase that runs longer suspends the
 	// rollout (UpdateSuspend, app Failed). Zero means BCS's 360 s and 7560 s.
 	BCSStartTimeout, BCSDeleteTimeout time.Duration
+	// TakeoverManagers are the field managers whose fields gitpace takes
+	// over before applying (nil: appliers.DefaultTakeoverManagers).
+	TakeoverManagers []string
 }
 
 // Agent is a running reconciler. Create it with New.
@@ -104,6 +107,9 @@ type Agent struct {
 	onFailure  policies.FailurePolicy
 	failNotes  map[string]failNote
 	revertErrs map[string]string
+	// notes are the object notes printed (printNotes), by object key.
+	// Loop goroutine only.
+	notes map[string]string
 
 	trigger chan struct{}
 	// following is true while followDeployments watches (Run).
@@ -144,6 +150,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DefaultNamespace != "" {
 		ap.DefaultNamespace = cfg.DefaultNamespace
 	}
+	if cfg.TakeoverManagers != nil {
+		if err := appliers.CheckTakeoverManagers(cfg.TakeoverManagers); err != nil {
+			return nil, err
+		}
+		ap.TakeoverManagers = cfg.TakeoverManagers
+	}
 	kube, err := kubernetes.NewForConfig(cfg.Rest)
 	if err != nil {
 		return nil, err
@@ -162,7 +174,7 @@ func New(cfg Config) (*Agent, error) {
 		engine:   &paced.Engine{Client: kube},
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
-		failNotes: map[string]failNote{}, revertErrs: map[string]string{},
+		failNotes: map[string]failNote{}, revertErrs: map[string]string{}, notes: map[string]string{},
 		statusCh: make(chan string, 1024),
 		pacedCh:  make(chan struct{}, 1),
 		trigger:  make(chan struct{}, 1),

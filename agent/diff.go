@@ -16,8 +16,10 @@ import (
 
 // AppDiff is what one revision would change in one app.
 type AppDiff struct {
-	App     string             `json:"app"`
-	Error   string             `json:"error,omitempty"`
+	App   string `json:"app"`
+	Error string `json:"error,omitempty"`
+	// Detail is Error's full text, as the server gave it.
+	Detail  string             `json:"detail,omitempty"`
 	Changes appliers.ChangeSet `json:"changes,omitempty"`
 }
 
@@ -68,7 +70,7 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 			if isTransient(err) {
 				return snap.Revision, nil, err
 			}
-			d.Error = err.Error()
+			d.Error, d.Detail = appliers.SummarizeError(err), err.Error()
 		}
 		for _, s := range b.specs {
 			cs = append(cs, bcsChange(st, s))

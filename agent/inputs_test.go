@@ -76,7 +76,7 @@ func (f *fixture) uids(names ...string) map[string]types.UID {
 // pass runs one reconcile pass (the head commit is then processed:
 // applied, found unchanged, or rejected) and returns app's state. A
 // rejected revision is not a pass error.
-func (f *fixture) pass(app string) *state.App {
+func (f *fixture) passApp(app string) *state.App {
 	f.t.Helper()
 	if err := f.agent.ReconcileOnce(context.Background()); err != nil {
 		f.t.Fatalf("reconcile: %v", err)
@@ -89,7 +89,7 @@ func (f *fixture) pass(app string) *state.App {
 // it runs), and stops it. A rejection of the head fails the test.
 func (f *fixture) waitSynced(app string, n int, step string) *state.App {
 	f.t.Helper()
-	if st := f.pass(app); st == nil || st.Rejected != nil {
+	if st := f.passApp(app); st == nil || st.Rejected != nil {
 		f.t.Fatalf("%s: %s", step, describe(st))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,7 +187,7 @@ func TestCase12Encodings(t *testing.T) {
 	// revision is rejected naming it and its encoding; nothing is pruned.
 	inForce := f.appState("inventory").Applied.Commit
 	cut := f.repo.Commit("inventory: a truncated UTF-16 file", map[string]string{"apps/inventory/stock.yaml": utf16[:len(utf16)-1]})
-	f.requireRejected(f.pass("inventory"), cut, inForce, "apps/inventory/stock.yaml", "UTF-16LE", "odd number of bytes")
+	f.requireRejected(f.passApp("inventory"), cut, inForce, "apps/inventory/stock.yaml", "UTF-16LE", "odd number of bytes")
 	same(f.appState("inventory"), "truncated UTF-16")
 
 	// Step 3: settings.json with a UTF-8 BOM is read; then names.yaml's
@@ -207,7 +207,7 @@ func TestCase12Encodings(t *testing.T) {
 	}
 	inForce = f.appState("inventory").Applied.Commit
 	numbered := f.repo.Commit("inventory: add mode map", map[string]string{"apps/inventory/names.yaml": file("v3", "names.yaml")})
-	f.requireRejected(f.pass("inventory"), numbered, inForce,
+	f.requireRejected(f.passApp("inventory"), numbered, inForce,
 		"apps/inventory/names.yaml:5", "metadata.name must be a string", "YAML read 0755 as a number", `quote it, "0755"`)
 	after, err := f.kube.CoreV1().ConfigMaps(f.ns).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -286,7 +286,7 @@ func TestCase12BCSVariant(t *testing.T) {
 		{"plain", seedJSON},
 	} {
 		f.repo.Commit("bcs as "+step.name, map[string]string{"apps/bcs/test.json": step.data})
-		st := f.pass("bcs")
+		st := f.passApp("bcs")
 		if st == nil || st.Rejected != nil || st.Phase != state.Synced || st.ContentHash != first.ContentHash {
 			t.Fatalf("%s: want the BOM file's deployment read again, Synced; got %s (content hash %s, want %s)",
 				step.name, describe(st), st.ContentHash, first.ContentHash)
@@ -341,7 +341,7 @@ func TestCase15Symlinks(t *testing.T) {
 		"apps/shop/host.yaml":   gittest.Symlink("/etc/hostname"),
 		"apps/shop/passwd.yaml": gittest.Symlink("../../../../../../etc/passwd"),
 	})
-	st := f.pass("shop")
+	st := f.passApp("shop")
 	f.requireRejected(st, step3, inForce,
 		"apps/shop/host.yaml: symlink to /etc/hostname leaves the repository",
 		"apps/shop/passwd.yaml: symlink to ../../../../../../etc/passwd leaves the repository")

@@ -47,7 +47,7 @@ func TestClusterScopedCustomResourceWithStrayNamespace(t *testing.T) {
 	zone := fmt.Sprintf("apiVersion: %s/v1\nkind: Zone\nmetadata:\n  name: shop-example\n  namespace: %s\nspec:\n  ttl: 300\n", group, f.ns)
 	f.repo.Commit("dns", map[string]string{"apps/dns/crd.yaml": crd, "apps/dns/zone.yaml": zone, "apps/other/cm.yaml": cm})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	zones := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "zones"})
 	ctx := context.Background()
 	z, err := zones.Get(ctx, "shop-example", metav1.GetOptions{})
@@ -65,11 +65,11 @@ func TestClusterScopedCustomResourceWithStrayNamespace(t *testing.T) {
 		}
 	}
 	f.repo.Commit("touch other", map[string]string{"apps/other/cm.yaml": strings.Replace(cm, "hello", "hi", 1)})
-	f.once()
+	f.pass(f.agent)
 	f.agent = f.rebuild() // the restart
-	f.once()
+	f.pass(f.agent)
 	f.repo.Commit("touch other again", map[string]string{"apps/other/cm.yaml": cm})
-	f.once()
+	f.pass(f.agent)
 	if got, err := zones.Get(ctx, "shop-example", metav1.GetOptions{}); err != nil || got.GetUID() != z.GetUID() {
 		t.Fatalf("Zone after a commit elsewhere and a restart: %v (uid %v, want %v)\n%s", err, got.GetUID(), z.GetUID(), f.out.String())
 	}
@@ -105,21 +105,21 @@ func TestCRDScopeChangedWithoutRestart(t *testing.T) {
 	g1 := fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n", group)
 	f.repo.Commit("gadgets", map[string]string{"apps/gadgets/crd.yaml": crd, "apps/gadgets/g1.yaml": g1, "apps/other/cm.yaml": cm})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	gadgets := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"})
 	ctx := context.Background()
 	if _, err := gadgets.Namespace(f.ns).Get(ctx, "g1", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.repo.Commit("remove gadgets", map[string]string{"apps/gadgets/crd.yaml": gittest.Delete, "apps/gadgets/g1.yaml": gittest.Delete})
-	f.once()
+	f.pass(f.agent)
 	f.eventually("CRD gone", time.Minute, func() bool {
 		_, err := dyn.Resource(crdGVR).Get(ctx, "gadgets."+group, metav1.GetOptions{})
 		return err != nil
 	})
 	f.repo.Commit("gadgets, cluster-scoped", map[string]string{
 		"apps/gadgets/crd.yaml": strings.Replace(crd, "scope: Namespaced", "scope: Cluster", 1), "apps/gadgets/g1.yaml": g1})
-	f.once()
+	f.pass(f.agent)
 	if _, err := gadgets.Get(ctx, "g1", metav1.GetOptions{}); err != nil {
 		t.Fatalf("cluster-scoped g1: %v\n%s", err, f.out.String())
 	}

@@ -88,13 +88,6 @@ func (f *fixture) shopUIDs(ns string) map[string]string {
 	return out
 }
 
-func (f *fixture) once() {
-	f.t.Helper()
-	if err := f.agent.ReconcileOnce(context.Background()); err != nil {
-		f.t.Fatalf("reconcile: %v\noutput:\n%s", err, f.out.String())
-	}
-}
-
 func (f *fixture) podNames(selector string) []string {
 	f.t.Helper()
 	l, err := f.kube.CoreV1().Pods(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
@@ -129,7 +122,7 @@ func TestRenameAppHandsOverInPlace(t *testing.T) {
 	f := newFixture(t)
 	f.repo.Commit("shop", map[string]string{"apps/shop-frontend/shop.yaml": shop})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	before := f.shopUIDs(f.ns)
 	if len(before) != 5 {
 		t.Fatalf("objects after the first apply: %v", before)
@@ -140,7 +133,7 @@ func TestRenameAppHandsOverInPlace(t *testing.T) {
 	for _, step := range []struct{ from, to string }{{"shop-frontend", "storefront"}, {"storefront", "frontend"}} {
 		f.repo.Commit("rename "+step.from+" to "+step.to, map[string]string{
 			"apps/" + step.from + "/shop.yaml": gittest.Delete, "apps/" + step.to + "/shop.yaml": shop})
-		f.once()
+		f.pass(f.agent)
 		if got := f.shopUIDs(f.ns); fmt.Sprint(got) != fmt.Sprint(before) {
 			t.Fatalf("after renaming %s to %s: uids/clusterIP %v, want %v (objects were deleted and re-created)", step.from, step.to, got, before)
 		}
@@ -186,10 +179,10 @@ func TestMoveObjectBetweenApps(t *testing.T) {
 	f.repo.Commit("two apps", map[string]string{
 		"apps/a/moved.yaml": moved, "apps/a/stay.yaml": fmt.Sprintf(stay, "a"), "apps/b/stay.yaml": fmt.Sprintf(stay, "b")})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	uid := f.cmUID("moved")
 	f.repo.Commit("move", map[string]string{"apps/a/moved.yaml": gittest.Delete, "apps/b/moved.yaml": moved})
-	f.once()
+	f.pass(f.agent)
 	if got := f.cmUID("moved"); got != uid || got == "" {
 		t.Fatalf("ConfigMap moved: uid %q, want %q", got, uid)
 	}
@@ -396,7 +389,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 		"apps/team-b/worker.yaml": cmIn("b-worker", shared),
 	})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	ctx := context.Background()
 	uid := func(ns, name string) string {
 		c, err := f.kube.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
@@ -409,7 +402,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 
 	// Part A: only the Namespace of payments leaves git.
 	f.repo.Commit("drop payments namespace", map[string]string{"apps/payments/namespace.yaml": gittest.Delete})
-	f.once()
+	f.pass(f.agent)
 	notTerminating := func(ns string) {
 		t.Helper()
 		n, err := f.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -432,7 +425,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	// namespace team-a declared.
 	f.repo.Commit("drop team-a", map[string]string{"apps/team-a/namespace.yaml": gittest.Delete,
 		"apps/team-a/worker.yaml": gittest.Delete, "apps/team-a/keep.yaml": gittest.Delete})
-	f.once()
+	f.pass(f.agent)
 	notTerminating(shared)
 	if uid(shared, "a-worker") != "" {
 		t.Error("a-worker (team-a left git) was not pruned")
@@ -457,9 +450,9 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	// does not prune, so it stays (and says what it holds).
 	f.repo.Commit("drop team-b, add a namespace owner", map[string]string{"apps/team-b/worker.yaml": gittest.Delete,
 		"apps/ns/namespace.yaml": nsYAML(shared)})
-	f.once()
+	f.pass(f.agent)
 	f.repo.Commit("drop the namespace", map[string]string{"apps/ns/namespace.yaml": gittest.Delete})
-	f.once()
+	f.pass(f.agent)
 	notTerminating(shared)
 	if want := "Namespace/" + shared + " not pruned: it still holds ConfigMap/" + shared + "/a-keep"; !strings.Contains(f.out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, f.out.String())
@@ -484,7 +477,7 @@ func TestProtectedNamespacesNeverPruned(t *testing.T) {
 	f.repo.Commit("v1", map[string]string{"apps/platform/ns.yaml": nsWithLabel("default") + "---\n" + nsWithLabel(f.stateNS),
 		"apps/web/cm.yaml": cm})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	if n, _ := f.kube.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); n.Labels[label] != "managed" {
 		t.Fatalf("label not applied to default: %v", n.Labels)
 	}
@@ -545,11 +538,11 @@ func TestDuplicateAfterNamespaceDefaulting(t *testing.T) {
 	}
 	f.repo.Commit("v1", map[string]string{"apps/gateway/gateway.yaml": dep("gw:2.0.0", "") + "---\n" + cr("", "get")})
 	f.build(nil)
-	f.once()
+	f.pass(f.agent)
 	rsBefore := rsNames(f.replicaSets("app=gateway"))
 	f.repo.Commit("hotfix", map[string]string{"apps/gateway/hotfix.yaml": dep("gw:2.0.1-hotfix", f.ns) + "---\n" + cr(f.ns, "list")})
 	for range 3 {
-		f.once()
+		f.pass(f.agent)
 		f.agent = f.rebuild() // as at each resync: a fresh diff
 	}
 	st := f.appState("gateway")
@@ -578,7 +571,7 @@ func TestDuplicateAfterNamespaceDefaulting(t *testing.T) {
 	// Across apps: both apps are rejected, each naming the other.
 	f.repo.Commit("fix, then copy into another app", map[string]string{"apps/gateway/hotfix.yaml": gittest.Delete,
 		"apps/copy/gateway.yaml": dep("gw:9.9.9", f.ns)})
-	f.once()
+	f.pass(f.agent)
 	for _, app := range []string{"gateway", "copy"} {
 		st := f.appState(app)
 		if st.Rejected == nil || !strings.Contains(st.Rejected.Error, "apps/copy/gateway.yaml:1 (app copy) and apps/gateway/gateway.yaml:1 (app gateway)") {
@@ -589,7 +582,7 @@ func TestDuplicateAfterNamespaceDefaulting(t *testing.T) {
 		t.Errorf("image %s: the duplicate was applied", img)
 	}
 	f.repo.Commit("fixed", map[string]string{"apps/copy/gateway.yaml": gittest.Delete})
-	f.once()
+	f.pass(f.agent)
 	if st := f.appState("gateway"); st.Rejected != nil || st.Phase == state.Failed {
 		t.Errorf("gateway after the fix: %s %s", st.Phase, st.Reason)
 	}

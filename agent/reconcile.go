@@ -386,6 +386,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
+	a.printNotes(st.Name, diff)
 	applied, err := a.applier.Apply(ctx, objs, diff)
 	if why, ok := namespaceTerminating(err); ok {
 		for _, c := range applied {
@@ -470,13 +471,14 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		}
 	}
 	if newRevision && (cs.Changed() || rolling || st.Applied == nil || handover != "") {
-		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates, Message: handover}
+		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates}
 		if rolling {
 			e.Outcome = state.RollingOut
 		}
+		e.Message = joinNotes(recreatedNote(cs), handover)
 		if rollbackTo != nil {
 			e.RollbackTo = rollbackTo.N
-			e.Message = joinText(fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject), handover)
+			e.Message = joinNotes(fmt.Sprintf("rollback to revision %d (%s %s)", rollbackTo.N, rollbackTo.Revision.Short(), rollbackTo.Revision.Subject), e.Message)
 			a.printf("app %s: %s", st.Name, e.Message)
 		}
 		st.AddHistory(e)
@@ -522,13 +524,13 @@ func stamp(st *state.App, agent, app string, rev sources.Revision, objs []*unstr
 // reject records a revision that cannot be applied; the previous revision
 // stays in force.
 func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
-	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: err.Error()})
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: appliers.SummarizeError(err), Detail: err.Error()})
 }
 
 func (a *Agent) rejectAs(ctx context.Context, st *state.App, r state.Rejection) error {
 	if st.Rejected == nil || st.Rejected.Revision.Commit != r.Revision.Commit || st.Rejected.Error != r.Error {
 		a.printf("app %s: revision %s rejected, %s stays in force: %s", st.Name, r.Revision.Short(), appliedShort(st), r.Error)
-		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", r.Revision.Short(), "err", r.Error)
+		a.cfg.Log.Error("revision rejected", "app", st.Name, "commit", r.Revision.Short(), "err", firstNonEmpty(r.Detail, r.Error))
 	}
 	st.Rejected = &r
 	st.Phase, st.Reason = state.Failed, rejectedReason(&r)
@@ -550,15 +552,17 @@ func (a *Agent) refusedAtApply(ctx context.Context, st *state.App, rev sources.R
 		a.expect(c.Ref, c.Generation) // our own writes, not drift
 	}
 	undone, undoErr := a.undo(ctx, st, applied)
-	msg := refusal.Error()
+	msg, detail := appliers.SummarizeError(refusal), refusal.Error()
 	if undone > 0 {
 		msg += fmt.Sprintf("; undid the %d change(s) already applied", undone)
+		detail += fmt.Sprintf("; undid the %d change(s) already applied", undone)
 	}
 	if undoErr != nil {
 		a.cfg.Log.Error("undoing a partly applied revision", "app", st.Name, "commit", rev.Short(), "err", undoErr)
-		msg += "; could not undo everything: " + undoErr.Error()
+		msg += "; could not undo everything: " + appliers.SummarizeError(undoErr)
+		detail += "; could not undo everything: " + undoErr.Error()
 	}
-	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: msg, AtApply: true, ContentHash: hash})
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: msg, Detail: detail, AtApply: true, ContentHash: hash})
 }
 
 // undo reverts the changes of a partly applied revision; see refusedAtApply.
@@ -746,13 +750,6 @@ func objectCount(refs []string) string {
 	return fmt.Sprintf("%d objects", len(refs))
 }
 
-func joinText(a, b string) string {
-	if b == "" {
-		return a
-	}
-	return a + "; " + b
-}
-
 // previousOwners names, per other app of this agent, the objects of objs
 // that it had applied: the app is taking them over.
 func (a *Agent) previousOwners(app string, objs []*unstructured.Unstructured) map[string][]string {
@@ -838,7 +835,7 @@ func (a *Agent) appState(name string) *state.App {
 func (a *Agent) save(ctx context.Context, st *state.App) error {
 	st.Updated = a.cfg.Now().UTC().Truncate(time.Second)
 	a.cfg.Metrics.phase(st.Name, st.Phase) // every phase, rejected and held ones too
-	return a.store.Save(ctx, st) // writes only when more than Updated changed
+	return a.store.Save(ctx, st)           // writes only when more than Updated changed
 }
 
 // desiredObjects copies the app's objects, recording each one's file:line

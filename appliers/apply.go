@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 )
 
 // ErrUnknownKind marks an object whose kind the API server does not serve.
@@ -49,6 +50,9 @@ type Applier struct {
 	// namespace) in which objects whose namespace the same revision creates
 	// are dry-run, so that they are validated before anything is applied.
 	StandInNamespace string
+	// TakeoverManagers are the field managers whose fields gitpace takes
+	// over before applying (DefaultTakeoverManagers; see takeover.go).
+	TakeoverManagers []string
 
 	mu sync.Mutex
 }
@@ -74,6 +78,7 @@ func New(cfg *rest.Config) (*Applier, error) {
 		disco:            dc,
 		mapper:           restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
 		DefaultNamespace: "default",
+		TakeoverManagers: DefaultTakeoverManagers,
 	}, nil
 }
 
@@ -212,6 +217,14 @@ func order(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 // managed fields never count. It writes nothing. Objects whose namespace does
 // not exist yet but is created by objs are dry-run in StandInNamespace
 // (diffStandIn).
+//
+// The result is what Apply will make of the object, not only what the dry
+// run returns: fields of TakeoverManagers that git does not declare are
+// shown going away (takeover.go); spec.replicas is left to an HPA and handed
+// over when git stops declaring it (replicas.go); a Secret's stringData is
+// sent as data. A change the server refuses in place (an immutable field)
+// is an *ImmutableError, or, for an object annotated RecreateAnnotation, a
+// Recreated change (recreate.go).
 func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (ChangeSet, error) {
 	newNS := map[string]bool{}
 	for _, o := range objs {
@@ -221,8 +234,9 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	}
 	var cs ChangeSet
 	var errs []error
+	hpas := newHPAIndex(a.dyn, objs)
 	for _, o := range order(objs) {
-		c, err := a.diffOne(ctx, o, newNS)
+		c, err := a.diffOne(ctx, o, newNS, hpas)
 		if err != nil {
 			errs = append(errs, a.objectError(ctx, RefOf(o), o, err))
 			continue
@@ -232,13 +246,13 @@ func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (
 	return cs, errors.Join(errs...)
 }
 
-func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, newNS map[string]bool) (Change, error) {
+func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, newNS map[string]bool, hpas *hpaIndex) (Change, error) {
 	ref := RefOf(o)
 	ri, _, err := a.resource(ref)
 	if errors.Is(err, ErrUnknownKind) {
 		// A kind whose CRD is in this revision (Prepare checked): it will
 		// be created.
-		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}, nil
+		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o))}, nil
 	}
 	if err != nil {
 		return Change{}, err
@@ -254,18 +268,98 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 			return a.diffStandIn(ctx, o)
 		}
 	}
-	dry, err := a.patch(withSecrets(ctx, live), ri, o, true)
+	c := Change{Ref: ref, send: toSend(o), live: live}
+	if live != nil && declaresReplicas(c.send) {
+		hpa, err := hpas.targeting(ctx, ref)
+		if err != nil {
+			return Change{}, err
+		}
+		if hpa != "" {
+			n, _, _ := unstructured.NestedFieldNoCopy(c.send.Object, "spec", "replicas")
+			c.Note = fmt.Sprintf("spec.replicas (%v in git) is left to %s, which targets it", n, hpa)
+			c.send = withoutReplicas(c.send)
+		}
+	}
+	dry, err := a.patch(withSecrets(ctx, live), ri, c.send, true)
+	if err == nil {
+		err = headlessKept(live, c.send)
+	}
+	if err != nil {
+		return a.refused(ctx, ri, c, err)
+	}
+	if live == nil {
+		c.Action, c.Diff = Created, UnifiedDiff(ref, nil, Normalize(dry))
+		return c, nil
+	}
+	result, err := a.predict(ctx, ri, &c, dry)
 	if err != nil {
 		return Change{}, err
 	}
-	if live == nil {
-		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, Normalize(dry))}, nil
-	}
-	nl, nd := Normalize(live), Normalize(dry)
+	nl, nd := Normalize(live), Normalize(result)
 	if equalObjects(nl, nd) {
-		return Change{Ref: ref, Action: Unchanged, Generation: live.GetGeneration(), ResourceVersion: live.GetResourceVersion(), Object: live}, nil
+		c.Action, c.Generation, c.ResourceVersion, c.Object = Unchanged, live.GetGeneration(), live.GetResourceVersion(), live
+		return c, nil
 	}
-	return Change{Ref: ref, Action: Configured, Diff: UnifiedDiff(ref, nl, nd)}, nil
+	c.Action, c.Diff = Configured, UnifiedDiff(ref, nl, nd)
+	return c, nil
+}
+
+// predict returns the object as Apply will leave it, from the forced dry
+// run's result: with spec.replicas handed over (kept at the live value) and
+// the fields that a takeover makes gitpace remove gone, re-defaulted by the
+// server (a dry-run update). It records in c what Apply has to do first.
+func (a *Applier) predict(ctx context.Context, ri dynamic.ResourceInterface, c *Change, dry *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	t, err := a.planTakeover(c.live)
+	if err != nil {
+		return nil, err
+	}
+	c.takeover = t != nil
+	if c.handover, err = needsHandover(c.live, c.send, t); err != nil {
+		return nil, err
+	}
+	keep := &fieldpath.Set{}
+	result := dry
+	if c.handover {
+		keep.Insert(replicasPath)
+		n, _, _ := unstructured.NestedFieldNoCopy(c.live.Object, "spec", "replicas")
+		result = dry.DeepCopy()
+		if err := unstructured.SetNestedField(result.Object, n, "spec", "replicas"); err != nil {
+			return nil, err
+		}
+	}
+	if t == nil {
+		return result, nil
+	}
+	sim, removed, err := a.afterTakeover(t, result, keep)
+	if err != nil || !removed {
+		return result, err
+	}
+	sim.SetManagedFields(nil)
+	// Unconditional (no resourceVersion): controllers write status while
+	// gitpace diffs, and a dry run changes nothing anyway.
+	sim.SetResourceVersion("")
+	return ri.Update(ctx, sim, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: FieldManager})
+}
+
+// refused handles a dry run the server refused (err). A change it refuses
+// only in place, for an existing object that it would accept as new, is an
+// *ImmutableError, or, when the object opts in (RecreateAnnotation), a
+// Recreated change. Anything else is err.
+func (a *Applier) refused(ctx context.Context, ri dynamic.ResourceInterface, c Change, err error) (Change, error) {
+	if c.live == nil || !apierrors.IsInvalid(err) || c.Ref.Kind == "Namespace" || c.Ref.Kind == "CustomResourceDefinition" {
+		return Change{}, err
+	}
+	fresh, ferr := validAsNew(ctx, ri, c.send)
+	if ferr != nil {
+		return Change{}, err // refused as new too: the object itself is invalid
+	}
+	if !wantsRecreate(c.send) {
+		return Change{}, &ImmutableError{Err: err}
+	}
+	c.Action = Recreated
+	c.Note = "re-created: " + SummarizeError(err)
+	c.Diff = UnifiedDiff(c.Ref, Normalize(c.live), Normalize(fresh))
+	return c, nil
 }
 
 // diffStandIn reports an object whose namespace the same revision creates.
@@ -277,7 +371,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 // name in it, which the dry run would merge into.
 func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured) (Change, error) {
 	ref := RefOf(o)
-	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, o)}
+	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o))}
 	if a.StandInNamespace == "" {
 		return created, nil
 	}
@@ -304,9 +398,19 @@ func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured)
 }
 
 // Apply server-side-applies the objects whose entry in diff is not
-// Unchanged (all of them when diff is nil), Namespaces and CRDs first, and
-// returns the resulting ChangeSet. It stops at the first error.
+// Unchanged, Namespaces and CRDs first, and returns the resulting
+// ChangeSet. It stops at the first error. With a nil diff it diffs first.
+//
+// Per object, as Diff planned it: a Recreated object is deleted, and
+// created once gone; fields of TakeoverManagers are first taken over (a
+// write of managedFields only, takeOver); spec.replicas is handed over
+// before an apply that drops it (handOver); then the forced apply.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, diff ChangeSet) (ChangeSet, error) {
+	if diff == nil {
+		// Objects the diff refuses are applied as they are, and refused
+		// again with the server's reason.
+		diff, _ = a.Diff(ctx, objs)
+	}
 	planned := map[string]Change{}
 	for _, c := range diff {
 		planned[c.Ref.Key()] = c
@@ -329,21 +433,77 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 		if !ok {
 			c = Change{Ref: ref, Action: Configured}
 		}
-		ri, _, err := a.resource(ref)
-		if err != nil {
-			return out, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err}
-		}
-		res, err := a.patch(ctx, ri, o, false)
+		res, err := a.applyOne(ctx, o, c)
 		if err != nil {
 			return out, a.objectError(ctx, ref, o, err)
 		}
 		c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
+		c.send, c.live = nil, nil
 		out = append(out, c)
 		if o.GetKind() == "CustomResourceDefinition" {
 			crds = append(crds, o.GetName())
 		}
 	}
 	return out, nil
+}
+
+func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, c Change) (*unstructured.Unstructured, error) {
+	ri, _, err := a.resource(c.Ref)
+	if err != nil {
+		return nil, err
+	}
+	send := c.send
+	if send == nil {
+		send = toSend(o)
+	}
+	live := c.live
+	switch {
+	case c.Action == Recreated:
+		if err := a.recreate(ctx, ri, live); err != nil {
+			return nil, err
+		}
+	case c.takeover:
+		if live, err = a.takeOver(ctx, ri, c.Ref.Name); err != nil {
+			return nil, err
+		}
+	}
+	if c.handover && live != nil {
+		if err := a.handOver(ctx, ri, live); err != nil {
+			return nil, err
+		}
+	}
+	return a.patch(ctx, ri, send, false)
+}
+
+// takeOver gives gitpace's manager the fields of TakeoverManagers (and, for
+// a Secret, data keys it applied as stringData), with a JSON patch of
+// managedFields read just before (takeover.patch); a conflict (the object
+// changed in between) reads again, at most 3 times. It returns the object
+// afterwards.
+func (a *Applier) takeOver(ctx context.Context, ri dynamic.ResourceInterface, name string) (*unstructured.Unstructured, error) {
+	var err error
+	for range 3 {
+		var live *unstructured.Unstructured
+		if live, err = ri.Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return nil, err
+		}
+		t, perr := a.planTakeover(live)
+		if perr != nil || t == nil {
+			return live, perr
+		}
+		body, perr := t.patch(live)
+		if perr != nil {
+			return nil, perr
+		}
+		u, err := ri.Patch(ctx, name, types.JSONPatchType, body, metav1.PatchOptions{FieldManager: FieldManager})
+		if err == nil {
+			return u, nil
+		}
+		if !apierrors.IsConflict(err) {
+			return nil, fmt.Errorf("taking over fields of %s: %w", strings.Join(a.TakeoverManagers, ", "), err)
+		}
+	}
+	return nil, fmt.Errorf("taking over fields: %w", err)
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -383,13 +543,21 @@ func crdEstablished(u *unstructured.Unstructured) bool {
 	return false
 }
 
-func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+// toSend returns o as it is sent to the cluster: without the source
+// annotation (it is for error messages), a Secret's stringData as data
+// (withDataOnly).
+func toSend(o *unstructured.Unstructured) *unstructured.Unstructured {
 	if _, ok := o.GetAnnotations()[SourceAnnotation]; ok {
-		o = o.DeepCopy() // the source file is for error messages, not the cluster
+		o = o.DeepCopy()
 		ann := o.GetAnnotations()
 		delete(ann, SourceAnnotation)
 		o.SetAnnotations(ann)
 	}
+	return withDataOnly(o)
+}
+
+func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+	o = toSend(o)
 	body, err := json.Marshal(o.Object)
 	if err != nil {
 		return nil, err

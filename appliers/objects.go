@@ -89,6 +89,9 @@ const (
 	// Skipped: a prune left the object in place (Change.Reason says why)
 	// and released it from the inventory.
 	Skipped Action = "skipped"
+	// Recreated: deleted and created again, for a change the server
+	// refuses in place (RecreateAnnotation).
+	Recreated Action = "recreated"
 )
 
 // Change is the outcome for one object.
@@ -106,6 +109,15 @@ type Change struct {
 	// Object is the object as the server returned it from the apply (or,
 	// for Unchanged, as read live), so that callers need not read it again.
 	Object *unstructured.Unstructured `json:"-"`
+	// Note says, in one line, a decision gitpace made about the object
+	// that the diff alone does not show: spec.replicas left to an HPA, or
+	// why it is re-created.
+	Note string `json:"note,omitempty"`
+
+	// What Diff planned for Apply: the object to send, the live object,
+	// and the writes that come first (takeover.go, replicas.go).
+	send, live         *unstructured.Unstructured
+	takeover, handover bool
 }
 
 // ChangeSet is the outcome for a whole app.
@@ -128,7 +140,7 @@ func (cs ChangeSet) Summary() string {
 		n[c.Action]++
 	}
 	var parts []string
-	for _, a := range []Action{Created, Configured, Deleted, Skipped, Unchanged} {
+	for _, a := range []Action{Created, Configured, Recreated, Deleted, Skipped, Unchanged} {
 		if n[a] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[a], a))
 		}

@@ -42,7 +42,8 @@ const (
 )
 
 // LastAppliedAnnotation is where `kubectl apply` (client-side) keeps the
-// object it last applied, values included.
+// object it last applied, values included; gitpace removes it when it takes
+// an object over (takeover.go).
 const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
 // IsSecret reports whether ref is a core/v1 Secret.

@@ -3,11 +3,9 @@ package plan_test
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,20 +15,6 @@ import (
 	"github.com/gitpace/gitpace/plan"
 	"github.com/gitpace/gitpace/sources"
 )
-
-// writeCounter counts the API requests that would persist something: not
-// GET (and LIST, WATCH), not a dry run.
-type writeCounter struct {
-	writes atomic.Int64
-	rt     http.RoundTripper
-}
-
-func (c *writeCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Method != http.MethodGet && !strings.Contains(r.URL.RawQuery, "dryRun=") {
-		c.writes.Add(1)
-	}
-	return c.rt.RoundTrip(r)
-}
 
 func seed(t *testing.T, name string) string {
 	t.Helper()
@@ -66,9 +50,8 @@ func TestPlanSeed(t *testing.T) {
 	head := repo.Commit("test: v1.1.1 listening on 8888", map[string]string{"apps/test/deployment.yaml": seed(t, "test1-1-1.yaml")})
 	broken := repo.Commit("test: a broken file", map[string]string{"apps/test/broken.yaml": "kind: [Service\n"})
 
-	counter := &writeCounter{}
 	rc := testenv.Config(t)
-	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.rt = rt; return counter })
+	counter := testenv.CountWrites(rc)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	cfg := plan.Config{Source: src, Rest: rc, StateNamespace: ns, DefaultNamespace: ns, Now: func() time.Time { return now }}
 	planAt := func(t *testing.T, rev string) (*plan.Plan, string, string) {
@@ -141,7 +124,7 @@ func TestPlanSeed(t *testing.T) {
 		}
 	})
 
-	if n := counter.writes.Load(); n != 0 {
+	if n := counter.Load(); n != 0 {
 		t.Errorf("planning made %d write requests, want none", n)
 	}
 }

@@ -43,6 +43,9 @@ func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Roll
 		replicas := replicasOf(desired.Spec.Replicas)
 		r.Summary, r.Changed = fmt.Sprintf("created: starts %s (no rolling update)", plural(int(replicas), "pod")), replicas > 0
 		return r, nil
+	case appliers.Recreated:
+		r.Summary, r.Changed = "re-created (gitpace.dev/recreate): deleted with its pods, then created anew (no rolling update)", true
+		return r, nil
 	case appliers.Configured:
 	default:
 		r.Summary = "unchanged"

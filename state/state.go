@@ -136,7 +136,10 @@ func (a *App) AddRevert(r Revert) {
 // Rejection records a revision that was not applied.
 type Rejection struct {
 	Revision sources.Revision `json:"revision"`
-	Error    string           `json:"error"`
+	// Error is one short line (appliers.SummarizeError): file, object,
+	// field and reason. Detail is the full text, as the server gave it.
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
 	// AtApply: the server refused an object when applied, after a clean
 	// dry run (an admission webhook or policy, a quota); what the attempt
 	// had applied was undone. ContentHash identifies the refused content:

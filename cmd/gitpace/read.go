@@ -177,6 +177,9 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 			continue
 		}
 		for _, c := range d.Changes {
+			if c.Note != "" {
+				cmd.Printf("# app %s: %s: %s\n", d.App, c.Ref, c.Note)
+			}
 			if c.Action == "unchanged" {
 				continue
 			}
