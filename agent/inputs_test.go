@@ -154,23 +154,7 @@ func TestCase12Encodings(t *testing.T) {
 	f.repo.Commit("inventory: first deploy", plain)
 	f.build(nil)
 	first := f.waitSynced("inventory", 6, "step 1 (plain UTF-8)")
-	uids := f.uids(watched...)
-	for n, u := range uids {
-		if u == "" {
-			t.Fatalf("step 1: %s not created", n)
-		}
-	}
-	// same fails unless the objects read are those of step 1 (the hash of
-	// the objects gitpace read) and live with the uids of step 1.
-	same := func(st *state.App, step string) {
-		t.Helper()
-		if st.ContentHash != first.ContentHash {
-			t.Errorf("%s: the objects read differ from the plain files' (content hash %s, want %s)", step, st.ContentHash, first.ContentHash)
-		}
-		if got := f.uids(watched...); !equalUIDs(got, uids) {
-			t.Fatalf("%s: uids changed or objects gone: %v, want %v", step, got, uids)
-		}
-	}
+	same := f.baseline(first, watched...)
 
 	// Step 2: the Windows re-save.
 	utf16 := file("v2", "stock.yaml")
@@ -225,6 +209,30 @@ func TestCase12Encodings(t *testing.T) {
 	same(st, "step 4")
 	if st.Applied.Commit != step4 {
 		t.Errorf("step 4: %s in force, want %s (the revision after a rejection is applied)", st.Applied.Commit[:7], step4[:7])
+	}
+}
+
+// baseline records the objects an app read (its content hash in st) and the
+// uids of the named live objects ("deploy/x", "svc/x", "cm/x"), which must
+// all exist. The returned check fails unless a later state read the same
+// objects and they still live with the same uids (nothing pruned or
+// re-created).
+func (f *fixture) baseline(st *state.App, names ...string) func(*state.App, string) {
+	f.t.Helper()
+	uids := f.uids(names...)
+	for n, u := range uids {
+		if u == "" {
+			f.t.Fatalf("%s was not created", n)
+		}
+	}
+	return func(later *state.App, step string) {
+		f.t.Helper()
+		if later.ContentHash != st.ContentHash {
+			f.t.Errorf("%s: the objects read differ from the plain files' (content hash %s, want %s)", step, later.ContentHash, st.ContentHash)
+		}
+		if got := f.uids(names...); !equalUIDs(got, uids) {
+			f.t.Fatalf("%s: uids %v, want %v (nothing pruned or re-created)", step, got, uids)
+		}
 	}
 }
 
@@ -317,19 +325,7 @@ func TestCase15Symlinks(t *testing.T) {
 	f.build(nil)
 	first := f.waitSynced("shop", 3, "step 1 (plain copy)")
 	watched := []string{"cm/shop-defaults", "deploy/shop"}
-	uids := f.uids(watched...)
-	if uids["cm/shop-defaults"] == "" || uids["deploy/shop"] == "" {
-		t.Fatalf("step 1: objects not created: %v", uids)
-	}
-	same := func(st *state.App, step string) {
-		t.Helper()
-		if st.ContentHash != first.ContentHash {
-			t.Errorf("%s: the objects read differ from the plain files' (content hash %s, want %s)", step, st.ContentHash, first.ContentHash)
-		}
-		if got := f.uids(watched...); !equalUIDs(got, uids) {
-			t.Fatalf("%s: %v, want %v (nothing pruned or re-created)", step, got, uids)
-		}
-	}
+	same := f.baseline(first, watched...)
 
 	f.repo.Commit("shop: link the shared defaults", map[string]string{
 		"apps/shop/defaults.yaml": gittest.Symlink("../../shared/defaults.yaml"),
