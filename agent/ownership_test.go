@@ -447,14 +447,18 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	}
 
 	// team-b leaves too: the namespace still holds a-keep, which gitpace
-	// does not prune, so it stays (and says what it holds).
+	// does not prune, and a ConfigMap gitpace never managed, so it stays
+	// (and says what it holds).
+	if _, err := f.kube.CoreV1().ConfigMaps(shared).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "hand-made"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	f.repo.Commit("drop team-b, add a namespace owner", map[string]string{"apps/team-b/worker.yaml": gittest.Delete,
 		"apps/ns/namespace.yaml": nsYAML(shared)})
 	f.pass(f.agent)
 	f.repo.Commit("drop the namespace", map[string]string{"apps/ns/namespace.yaml": gittest.Delete})
 	f.pass(f.agent)
 	notTerminating(shared)
-	if want := "Namespace/" + shared + " not pruned: it still holds ConfigMap/" + shared + "/a-keep"; !strings.Contains(f.out.String(), want) {
+	if want := "Namespace/" + shared + " not pruned: it still holds ConfigMap/" + shared + "/a-keep, ConfigMap/" + shared + "/hand-made"; !strings.Contains(f.out.String(), want) {
 		t.Errorf("output lacks %q:\n%s", want, f.out.String())
 	}
 }
