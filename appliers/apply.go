@@ -280,7 +280,8 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 			c.send = withoutReplicas(c.send)
 		}
 	}
-	dry, err := a.patch(withSecrets(ctx, live), ri, c.send, true)
+	ctx = withSecrets(ctx, live) // also for predict's and refused's requests: warnings name no value
+	dry, err := a.patch(ctx, ri, c.send, true)
 	if err == nil {
 		err = headlessKept(live, c.send)
 	}
