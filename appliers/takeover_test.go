@@ -265,3 +265,25 @@ func TestStringDataAppliedByOlderGitpace(t *testing.T) {
 	}
 	r.assertIdle(r.objects("stringdata-v3.yaml")) // same values written as data
 }
+
+// TestTakeoverKeepsUndeclaredReplicas: adopting a Deployment that kubectl
+// applied with replicas 2, from git that does not declare replicas: the
+// takeover makes gitpace's manager own spec.replicas, so it is handed over
+// first (gitpace-handover) and stays 2, not the default 1.
+func TestTakeoverKeepsUndeclaredReplicas(t *testing.T) {
+	r := newRig(t)
+	r.kubectlApply(r.objects("adopt-kubectl-pre.yaml"))
+	v1 := r.objects("adopt-kubectl-v1.yaml")
+	for _, o := range v1 {
+		unstructured.RemoveNestedField(o.Object, "spec", "replicas")
+	}
+	r.sync(v1)
+	d := r.get("Deployment", "orders")
+	if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 2 {
+		t.Errorf("spec.replicas = %d after adoption, want 2 (kept)", n)
+	}
+	if ms := managers(d); !slices.Contains(ms, appliers.HandoverFieldManager+"/Apply/") {
+		t.Errorf("managers %v: no %s", ms, appliers.HandoverFieldManager)
+	}
+	r.assertIdle(v1)
+}
