@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -133,9 +134,37 @@ func (a *Agent) pruneDiff(ctx context.Context, rev *revision, st *state.App, ref
 		}
 		cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: "- BCS deployment " + ref.Name + " and its applications\n"})
 	}
-	pruned, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: a.owner(st.Name), Refs: kube, Declared: rev.lookup, DeclaredNamespaces: rev.namespaces, DryRun: true})
+	elsewhere, err := a.claimedElsewhere(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pruned, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: a.owner(st.Name), Refs: kube, Declared: rev.lookup,
+		ClaimedElsewhere: elsewhere, DeclaredNamespaces: rev.namespaces, DryRun: true})
 	if err != nil {
 		return nil, err
 	}
 	return append(cs, pruned...), nil
+}
+
+// StateWarning says why what this agent knows from the cluster may be
+// missing, so that a diff or plan would show false changes and no prunes:
+// the state namespace does not exist, or holds no state of this agent
+// (another --state-namespace or --name than gitpace run's; or the agent
+// never ran). "" when this agent's state is there.
+func (a *Agent) StateWarning(ctx context.Context) string {
+	all, err := a.store.List(ctx)
+	if err != nil {
+		return ""
+	}
+	others := map[string]bool{}
+	for _, st := range all {
+		if st.Agent == a.cfg.Name || st.Agent == "" {
+			return ""
+		}
+		others[st.Agent] = true
+	}
+	if len(others) == 0 {
+		return fmt.Sprintf("namespace %s holds no gitpace state: if gitpace run keeps its state elsewhere, pass the same --state-namespace, or this shows every object as new and no prunes", a.store.Namespace)
+	}
+	return fmt.Sprintf("namespace %s holds no state of agent %s, only of %s: pass the --name gitpace run uses (prunes and change-causes depend on it)", a.store.Namespace, a.cfg.Name, strings.Join(sortedKeys(others), ", "))
 }

@@ -131,6 +131,9 @@ func TestHandEditsUndone(t *testing.T) {
 	if n := strings.Count(f.out.String(), "drift:"); n != 2 {
 		t.Errorf("%d drift lines for two edits, want 2:\n%s", n, f.out.String())
 	}
+	if n := strings.Count(f.out.String(), "drift: Deployment/"+f.ns+"/catalog differed from git"); n != 2 {
+		t.Errorf("%d drift lines name Deployment/%s/catalog, want 2:\n%s", n, f.ns, f.out.String())
+	}
 
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Patch(context.Background(), "catalog-flags", types.MergePatchType,
 		[]byte(`{"data":{"PAGE_SIZE":"200","EXPERIMENT":"b"}}`), metav1.PatchOptions{FieldManager: "kubectl-patch"}); err != nil {

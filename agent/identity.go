@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,8 @@ import (
 // same three share an identity (they are replicas of one agent); any other
 // agent has another. The name is `<repository base name>-<10 hex digits of
 // sha256(repo, branch, path)>`, a valid label value, e.g. `shop-3f2a9c01b7`.
-// Local paths and file:// URLs of the same repository give the same name.
+// Local paths and file:// URLs of the same repository give the same name,
+// and so do a worktree and its .git directory, and <path> for <path>.git.
 func DefaultName(repo, branch, dir string) string {
 	canon := canonicalRepo(repo)
 	dir = path.Clean("/" + strings.Trim(filepath.ToSlash(dir), "/"))
@@ -55,7 +57,17 @@ func canonicalRepo(repo string) string {
 	if abs, err := filepath.Abs(repo); err == nil {
 		repo = abs
 	}
-	return filepath.ToSlash(filepath.Clean(repo))
+	repo = filepath.Clean(repo)
+	// The forms git accepts for one local repository name it alike: its
+	// .git directory, and <path> for a bare <path>.git.
+	if filepath.Base(repo) == ".git" {
+		repo = filepath.Dir(repo)
+	} else if _, err := os.Stat(repo); os.IsNotExist(err) {
+		if _, err := os.Stat(repo + ".git"); err == nil {
+			repo += ".git"
+		}
+	}
+	return filepath.ToSlash(repo)
 }
 
 // ValidateName checks an agent identity given with --name: it is written

@@ -354,7 +354,7 @@ func TestEmptyRevisionIsHeld(t *testing.T) {
 	// Every object replaced by others: would prune everything.
 	f.repo.Commit("other", map[string]string{"apps/web/cm.yaml": gittest.Delete, "apps/new/cm.yaml": strings.Replace(cm, "test-config", "other", 1)})
 	err = f.newAgent(f.repo.Dir, "apps", "gp-empty", false).ReconcileAndReport(ctx)
-	if err == nil || !strings.Contains(err.Error(), "keeps none of this agent's 1 apps and would prune every object") {
+	if err == nil || !strings.Contains(err.Error(), "keeps none of this agent's 1 app and would prune every object") {
 		t.Fatalf("a revision pruning everything: %v", err)
 	}
 	if f.cmUID("test-config") != uid || f.cmUID("other") != "" {
@@ -439,7 +439,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	for _, want := range []string{
 		"Namespace/" + shared + " not pruned: the revision still declares objects in it",
 		"ConfigMap/" + shared + "/a-keep not pruned: gitpace.dev/prune: disabled",
-		"app team-a: removed from git; pruned 1 objects",
+		"app team-a: removed from git; pruned 1 object",
 	} {
 		if !strings.Contains(f.out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, f.out.String())

@@ -204,7 +204,7 @@ func (a *Agent) reportSkipped(skipped []sources.Skipped) {
 // the same). An edit inside apps that keep their names is never held,
 // however many objects it replaces. "" when it may go.
 func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
-	if a.cfg.AllowEmpty || len(a.apps) == 0 {
+	if a.cfg.AllowEmpty {
 		return ""
 	}
 	managed := map[string]bool{}
@@ -218,8 +218,12 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 		where = "."
 	}
 	if len(rev.apps) == 0 {
-		return fmt.Sprintf("revision %s holds no app under path %q; the %d apps and %d objects in force stay (pass --allow-empty to prune them)",
-			snap.Revision.Short(), where, len(a.apps), len(managed))
+		if len(a.apps) == 0 {
+			return fmt.Sprintf("revision %s holds no app under path %q: no directory there holds manifests (is --path right? --allow-empty accepts it)",
+				snap.Revision.Short(), where)
+		}
+		return fmt.Sprintf("revision %s holds no app under path %q; the %s and %s in force stay (pass --allow-empty to prune them)",
+			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managed), "object"))
 	}
 	if len(managed) == 0 || !rev.pruneOK() {
 		return ""
@@ -234,8 +238,8 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 			return ""
 		}
 	}
-	return fmt.Sprintf("revision %s keeps none of this agent's %d apps and would prune every object it manages (%d) while declaring none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
-		snap.Revision.Short(), len(a.apps), len(managed))
+	return fmt.Sprintf("revision %s keeps none of this agent's %s and would prune every object it manages (%d) while declaring none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
+		snap.Revision.Short(), plural(len(a.apps), "app"), len(managed))
 }
 
 // holdAll holds every app of the agent, and every app of the revision, with
@@ -378,7 +382,6 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.save(ctx, st)
 	}
 	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
-	takenFrom := a.previousOwners(st.Name, objs)
 	diff, err := a.applier.Diff(ctx, objs)
 	if why, ok := namespaceTerminating(err); ok {
 		return a.waitFor(ctx, st, in.rev, why)
@@ -387,6 +390,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
 	a.printNotes(st.Name, diff)
+	takenFrom := a.previousOwners(st.Name, diff)
 	applied, err := a.applier.Apply(ctx, objs, diff)
 	if why, ok := namespaceTerminating(err); ok {
 		for _, c := range applied {
@@ -459,7 +463,13 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	if cs.Changed() {
 		what := "applied"
 		if !newRevision {
-			what = "drift: the cluster differed from git; re-applied"
+			var drifted []string
+			for _, c := range cs {
+				if c.Action == appliers.Configured || c.Action == appliers.Created || c.Action == appliers.Recreated {
+					drifted = append(drifted, c.Ref.String())
+				}
+			}
+			what = "drift: " + strings.Join(drifted, ", ") + " differed from git; re-applied"
 		}
 		a.printf("app %s: %s %s (%s)", st.Name, what, rev.Short(), cs.Summary())
 		a.cfg.Log.Info("applied", "app", st.Name, "commit", rev.Short(), "changes", cs.Summary())
@@ -715,9 +725,9 @@ func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) err
 	if err := a.store.Delete(ctx, st); err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("app %s: removed from git; pruned %d objects", st.Name, n)
+	msg := fmt.Sprintf("app %s: removed from git; pruned %s", st.Name, plural(n, "object"))
 	if h := handoverText(nil, handedTo); h != "" {
-		msg = fmt.Sprintf("app %s: removed from git; %s; pruned %d objects", st.Name, h, n)
+		msg = fmt.Sprintf("app %s: removed from git; %s; pruned %s", st.Name, h, plural(n, "object"))
 	}
 	a.printf("%s", msg)
 	a.cfg.Metrics.forget(st.Name)
@@ -735,12 +745,20 @@ const handedOverPrefix = "handed over to app "
 func handoverText(from, to map[string][]string) string {
 	var parts []string
 	for _, app := range sortedKeys(from) {
-		parts = append(parts, fmt.Sprintf("took over %s from app %s", objectCount(from[app]), app))
+		parts = append(parts, fmt.Sprintf("took over %s from %s", objectCount(from[app]), app))
 	}
 	for _, app := range sortedKeys(to) {
 		parts = append(parts, fmt.Sprintf("handed over %s to app %s", objectCount(to[app]), app))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// plural is "1 object", "0 objects", "4 objects".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func objectCount(refs []string) string {
@@ -750,17 +768,25 @@ func objectCount(refs []string) string {
 	return fmt.Sprintf("%d objects", len(refs))
 }
 
-// previousOwners names, per other app of this agent, the objects of objs
-// that it had applied: the app is taking them over.
-func (a *Agent) previousOwners(app string, objs []*unstructured.Unstructured) map[string][]string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// previousOwners names, per previous owner ("app web", or "agent X, app
+// web" for another agent's), the objects of the diff that the live cluster
+// says another owner applied: app is taking them over in place. Taking an
+// object over from another agent is logged as a warning: if that agent still
+// runs, the two will fight over it.
+func (a *Agent) previousOwners(app string, diff appliers.ChangeSet) map[string][]string {
 	out := map[string][]string{}
-	for _, o := range objs {
-		ref := appliers.RefOf(o)
-		if prev, ok := a.owned[ref.Key()]; ok && prev != app && prev != "" {
-			out[prev] = append(out[prev], ref.String())
+	for _, c := range diff {
+		o := c.LiveOwner
+		if o == nil || (o.Agent == "" || o.Agent == a.cfg.Name) && o.App == app {
+			continue
 		}
+		label := "app " + o.App
+		if o.Agent != "" && o.Agent != a.cfg.Name {
+			label = o.String()
+			a.cfg.Log.Warn("taking over an object another agent applied; if it still runs, the two agents will fight over it: declare each object in one repository, or run this agent with that agent's --name",
+				"app", app, "object", c.Ref.String(), "from", label)
+		}
+		out[label] = append(out[label], c.Ref.String())
 	}
 	return out
 }
@@ -972,7 +998,12 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: "not pruned: its applications are not owned by " + owner.String()})
 		}
 	}
-	cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: owner, Refs: kube, Declared: rev.lookup, DeclaredNamespaces: rev.namespaces})
+	elsewhere, err := a.claimedElsewhere(ctx)
+	if err != nil {
+		return out, err
+	}
+	cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: owner, Refs: kube, Declared: rev.lookup,
+		ClaimedElsewhere: elsewhere, DeclaredNamespaces: rev.namespaces})
 	errs = append(errs, err)
 	a.mu.Lock()
 	for _, c := range cs {
@@ -987,6 +1018,26 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 	}
 	a.mu.Unlock()
 	return append(out, cs...), errors.Join(errs...)
+}
+
+// claimedElsewhere reads, once per prune, which objects other agents
+// sharing the state namespace list in their inventories: neither of two
+// agents declaring one object may delete it.
+func (a *Agent) claimedElsewhere(ctx context.Context) (func(string) (string, bool), error) {
+	all, err := a.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	claimed := map[string]string{}
+	for _, st := range all {
+		if st.Agent == a.cfg.Name {
+			continue
+		}
+		for _, r := range st.Inventory {
+			claimed[a.applier.Canonical(r).Key()] = appliers.Owner{Agent: st.Agent, App: st.Name}.String()
+		}
+	}
+	return func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }, nil
 }
 
 func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {
@@ -1030,6 +1081,9 @@ func (a *Agent) ReconcileAndReport(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	if a.emptyHeld != "" {
+		errs = append(errs, errors.New(a.emptyHeld))
+	}
 	for _, name := range sortedKeys(a.apps) {
 		st := a.apps[name]
 		switch st.Phase {

@@ -269,6 +269,11 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 		}
 	}
 	c := Change{Ref: ref, send: toSend(o), live: live}
+	if live != nil {
+		if owner, ok := OwnerOf(live); ok {
+			c.LiveOwner = &owner
+		}
+	}
 	if live != nil && declaresReplicas(c.send) {
 		hpa, err := hpas.targeting(ctx, ref)
 		if err != nil {
@@ -358,7 +363,7 @@ func (a *Applier) refused(ctx context.Context, ri dynamic.ResourceInterface, c C
 		return Change{}, &ImmutableError{Err: err}
 	}
 	c.Action = Recreated
-	c.Note = "re-created: " + SummarizeError(err)
+	c.Note = "re-created (" + RecreateAnnotation + `: "true"), as the server refuses this change in place: ` + SummarizeError(err)
 	c.Diff = UnifiedDiff(c.Ref, Normalize(c.live), Normalize(fresh))
 	return c, nil
 }

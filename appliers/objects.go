@@ -113,6 +113,9 @@ type Change struct {
 	// that the diff alone does not show: spec.replicas left to an HPA, or
 	// why it is re-created.
 	Note string `json:"note,omitempty"`
+	// LiveOwner is the gitpace Owner the live object named before this
+	// change (Diff), nil when it names none or does not exist.
+	LiveOwner *Owner `json:"liveOwner,omitempty"`
 
 	// What Diff planned for Apply: the object to send, the live object,
 	// and the writes that come first (takeover.go, replicas.go).

@@ -20,8 +20,8 @@ import (
 // Argo CD's tracking annotation are, and prune and undo delete an object
 // only while the live object still names the same Owner.
 type Owner struct {
-	Agent string
-	App   string
+	Agent string `json:"agent,omitempty"`
+	App   string `json:"app"`
 }
 
 func (o Owner) String() string {
@@ -62,6 +62,10 @@ type PruneRequest struct {
 	// Declared reports an object (by ObjectRef.Key) that the revision
 	// declares in any app: it is handed over, never deleted. May be nil.
 	Declared func(key string) (app string, ok bool)
+	// ClaimedElsewhere reports an object (by ObjectRef.Key) that another
+	// agent sharing the state namespace still lists in its inventory: two
+	// agents declare it, and neither may delete it. May be nil.
+	ClaimedElsewhere func(key string) (owner string, ok bool)
 	// DeclaredNamespaces are the namespaces holding objects that the
 	// revision declares: their Namespace object is never pruned.
 	DeclaredNamespaces map[string]bool
@@ -102,6 +106,12 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 		if req.Declared != nil {
 			if app, ok := req.Declared(ref.Key()); ok {
 				skip(ref, "handed over to app "+app)
+				continue
+			}
+		}
+		if req.ClaimedElsewhere != nil {
+			if owner, ok := req.ClaimedElsewhere(ref.Key()); ok {
+				skip(ref, "not pruned: "+owner+" still declares it")
 				continue
 			}
 		}

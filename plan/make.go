@@ -56,6 +56,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	warning := ag.StateWarning(ctx)
 	revision, diffs, err := ag.Diff(ctx, snap.Revision.Commit)
 	if err != nil {
 		return nil, err
@@ -69,7 +70,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 		return nil, err
 	}
 	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), applier: ap, kube: kube}
-	p := &Plan{Revision: revision, Now: m.now}
+	p := &Plan{Revision: revision, Now: m.now, Warning: warning}
 	if m.policy, err = policies.ConfigFromFiles(snap.Files); err != nil {
 		p.Error = err.Error()
 	}

@@ -14,8 +14,11 @@ type Plan struct {
 	Now time.Time `json:"now"`
 	// Error is a problem of the whole revision (its gitpace.yaml), which
 	// the agent would reject for every app.
-	Error string    `json:"error,omitempty"`
-	Apps  []AppPlan `json:"apps"`
+	Error string `json:"error,omitempty"`
+	// Warning says when what gitpace knows of the cluster may be missing
+	// (agent.Agent.StateWarning): the plan then shows false changes.
+	Warning string    `json:"warning,omitempty"`
+	Apps    []AppPlan `json:"apps"`
 }
 
 // AppPlan is what the revision would do to one app.

@@ -41,6 +41,9 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 			if err != nil {
 				return err
 			}
+			if p.Warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+p.Warning)
+			}
 			w := cmd.OutOrStdout()
 			switch {
 			case r.output != "":

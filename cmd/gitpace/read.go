@@ -75,6 +75,9 @@ progress in 'kubectl rollout status' wording.`,
 			if err != nil {
 				return err
 			}
+			if len(apps) == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "No gitpace state found in namespace %s (is it gitpace run's --state-namespace?).\n", r.stateNS)
+			}
 			return status.Print(cmd.OutOrStdout(), r.output, apps, status.AppsTable(apps))
 		},
 	}
@@ -129,6 +132,9 @@ plus the objects a prune would delete. It writes nothing.`,
 			ag, err := agent.New(agent.Config{Name: name, Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS})
 			if err != nil {
 				return err
+			}
+			if w := ag.StateWarning(cmd.Context()); w != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			revision, diffs, err := ag.Diff(cmd.Context(), rev)
 			if err != nil {
