@@ -272,6 +272,28 @@ func TestTwoAgentsOneCluster(t *testing.T) {
 	if _, err := status.History(ctx, f.kube, f.stateNS, "web", ""); err == nil || !strings.Contains(err.Error(), "--agent") {
 		t.Errorf("history of an app two agents have: %v, want a request for --agent", err)
 	}
+
+	// B also declares A's ConfigMap: it takes it over in place (a fight,
+	// logged as such); when B drops it again, B must not delete it, since
+	// A still declares it.
+	shared := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-a\ndata:\n  k: a2\n"
+	repoB.Commit("B declares A's object", map[string]string{"apps/web/shared.yaml": shared})
+	if err := b.ReconcileAndReport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.logs(), "taking over an object another agent applied") || !strings.Contains(f.out.String(), "took over ConfigMap/"+f.ns+"/from-a from agent "+a.Name()+", app web") {
+		t.Errorf("a takeover from another agent was not reported:\n%s", f.out.String())
+	}
+	repoB.Commit("B drops it", map[string]string{"apps/web/shared.yaml": gittest.Delete})
+	if err := b.ReconcileAndReport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cmUID("from-a"); got != uid {
+		t.Fatalf("agent B deleted the ConfigMap agent A declares (uid %q, want %q)\n%s", got, uid, f.out.String())
+	}
+	if want := "ConfigMap/" + f.ns + "/from-a not pruned: agent " + a.Name() + ", app web still declares it"; !strings.Contains(f.out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, f.out.String())
+	}
 }
 
 // TestPathChangedIsARename: the same repository reconciled first with
