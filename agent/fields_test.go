@@ -108,6 +108,11 @@ func TestHandEditsUndone(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	f.eventually("catalog Synced", time.Minute, func() bool { st := f.appState("catalog"); return st != nil && st.Phase == state.Synced })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", f.logs())
+		}
+	})
 
 	deploys := f.kube.AppsV1().Deployments(f.ns)
 	container := func() corev1.Container { return f.deployment("catalog").Spec.Template.Spec.Containers[0] }
@@ -128,11 +133,15 @@ func TestHandEditsUndone(t *testing.T) {
 	f.eventually("args removed by the watch", 10*time.Second, func() bool { return len(container().Args) == 0 })
 	stop()
 	<-done
-	if n := strings.Count(f.out.String(), "drift:"); n != 2 {
-		t.Errorf("%d drift lines for two edits, want 2:\n%s", n, f.out.String())
+	// One correction per edit. An edit that lands between the agent's read
+	// of the object and its dry run can cost one more pass (and line),
+	// which finds the edit and corrects it: at most one extra.
+	edits := strings.Count(f.out.String(), "drift:")
+	if edits < 2 || edits > 3 {
+		t.Errorf("%d drift lines for two edits, want 2 (3 if an edit raced a pass):\n%s", edits, f.out.String())
 	}
-	if n := strings.Count(f.out.String(), "drift: Deployment/"+f.ns+"/catalog differed from git"); n != 2 {
-		t.Errorf("%d drift lines name Deployment/%s/catalog, want 2:\n%s", n, f.ns, f.out.String())
+	if n := strings.Count(f.out.String(), "drift: Deployment/"+f.ns+"/catalog differed from git"); n != edits {
+		t.Errorf("%d of %d drift lines name Deployment/%s/catalog:\n%s", n, edits, f.ns, f.out.String())
 	}
 
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Patch(context.Background(), "catalog-flags", types.MergePatchType,
@@ -156,8 +165,8 @@ func TestHandEditsUndone(t *testing.T) {
 	if _, ok := f.deployment("catalog").Labels["owner"]; ok {
 		t.Error("label owner=oncall-override not removed")
 	}
-	if n := strings.Count(f.out.String(), "drift:"); n != 3 {
-		t.Errorf("%d drift lines, want 3 (one per correction):\n%s", n, f.out.String())
+	if n := strings.Count(f.out.String(), "drift:"); n != edits+1 {
+		t.Errorf("%d drift lines, want %d (one more for the full pass's corrections):\n%s", n, edits+1, f.out.String())
 	}
 	f.assertNoWrites(b)
 }

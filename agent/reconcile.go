@@ -467,6 +467,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 			for _, c := range cs {
 				if c.Action == appliers.Configured || c.Action == appliers.Created || c.Action == appliers.Recreated {
 					drifted = append(drifted, c.Ref.String())
+					a.cfg.Log.Debug("drift corrected", "app", st.Name, "object", c.Ref.String(), "diff", c.Diff) // Secret values are masked in diffs
 				}
 			}
 			what = "drift: " + strings.Join(drifted, ", ") + " differed from git; re-applied"
