@@ -439,7 +439,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 	if st := f.appState("payments"); st.Phase != state.Synced || len(st.Inventory) != 1 {
 		t.Errorf("payments: %s %s %v", st.Phase, st.Reason, st.Inventory)
 	}
-	if !strings.Contains(f.out.String(), "Namespace/"+pay+" not pruned: the revision still declares objects in it") {
+	if !strings.Contains(f.out.String(), "Namespace/"+pay+" not pruned: the revision still declares ConfigMap/"+pay+"/payments-api (app payments) in it") {
 		t.Errorf("no word about keeping %s:\n%s", pay, f.out.String())
 	}
 
@@ -459,7 +459,7 @@ func TestNamespaceWithObjectsIsNotPruned(t *testing.T) {
 		t.Error("a-keep (gitpace.dev/prune: disabled) was pruned")
 	}
 	for _, want := range []string{
-		"Namespace/" + shared + " not pruned: the revision still declares objects in it",
+		"Namespace/" + shared + " not pruned: the revision still declares ConfigMap/" + shared + "/b-worker (app team-b) in it",
 		"ConfigMap/" + shared + "/a-keep not pruned: gitpace.dev/prune: disabled",
 		"app team-a: removed from git; pruned 1 object",
 	} {

@@ -25,8 +25,9 @@ type revision struct {
 	// declared maps ObjectRef.Key of every object any valid app declares
 	// to that app.
 	declared map[string]string
-	// namespaces holding objects that the revision declares.
-	namespaces map[string]bool
+	// namespaces holding objects that the revision declares, with those
+	// objects ("Kind/ns/name (app a)").
+	namespaces map[string][]string
 	// invalid names the apps whose desired objects are unknown (bad input
 	// or a transient error): while there are any, nothing is pruned.
 	invalid []string
@@ -59,7 +60,7 @@ func (r *revision) lookup(key string) (string, bool) {
 // case09/gateway` are one object). Both places are named; no app holding a
 // duplicate applies anything of it. The error is transient only.
 func (a *Agent) buildRevision(rev sources.Revision, apps []manifest.App, cfgErr error) (*revision, error) {
-	out := &revision{byName: map[string]*builtApp{}, declared: map[string]string{}, namespaces: map[string]bool{}}
+	out := &revision{byName: map[string]*builtApp{}, declared: map[string]string{}, namespaces: map[string][]string{}}
 	type place struct {
 		app, where string
 	}
@@ -135,17 +136,16 @@ func (a *Agent) buildRevision(rev sources.Revision, apps []manifest.App, cfgErr 
 			continue
 		}
 		for _, o := range b.objs {
-			out.declared[appliers.RefOf(o).Key()] = b.app.Name
+			ref := appliers.RefOf(o)
+			out.declared[ref.Key()] = b.app.Name
 			if ns := o.GetNamespace(); ns != "" {
-				out.namespaces[ns] = true
-			}
-			if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
-				out.namespaces[o.GetName()] = true
+				out.namespaces[ns] = append(out.namespaces[ns], ref.String()+" (app "+b.app.Name+")")
 			}
 		}
 		for _, s := range b.specs {
-			out.declared[bcsRef(s.Namespace, s.Name).Key()] = b.app.Name
-			out.namespaces[s.Namespace] = true
+			ref := bcsRef(s.Namespace, s.Name)
+			out.declared[ref.Key()] = b.app.Name
+			out.namespaces[s.Namespace] = append(out.namespaces[s.Namespace], "BCS deployment "+s.Namespace+"/"+s.Name+" (app "+b.app.Name+")")
 		}
 	}
 	var transient []error

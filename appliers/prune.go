@@ -66,9 +66,10 @@ type PruneRequest struct {
 	// agent sharing the state namespace still lists in its inventory: two
 	// agents declare it, and neither may delete it. May be nil.
 	ClaimedElsewhere func(key string) (owner string, ok bool)
-	// DeclaredNamespaces are the namespaces holding objects that the
-	// revision declares: their Namespace object is never pruned.
-	DeclaredNamespaces map[string]bool
+	// DeclaredNamespaces maps each namespace holding objects that the
+	// revision declares to those objects (as they are to be reported): its
+	// Namespace object is never pruned.
+	DeclaredNamespaces map[string][]string
 	// DryRun deletes nothing: the Deleted entries say what would go, with
 	// the live object as a diff to nothing.
 	DryRun bool
@@ -120,8 +121,8 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 				skip(ref, "not pruned: "+why)
 				continue
 			}
-			if req.DeclaredNamespaces[ref.Name] {
-				skip(ref, "not pruned: the revision still declares objects in it")
+			if objs := req.DeclaredNamespaces[ref.Name]; len(objs) > 0 {
+				skip(ref, "not pruned: the revision still declares "+holderList(objs)+" in it")
 				continue
 			}
 		}
