@@ -8,7 +8,10 @@ TEST_TIMEOUT ?= 40m
 # Tests run in parallel packages against one control plane.
 TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
-# How long `make fuzz` runs each fuzz target; CI runs `make fuzz FUZZTIME=5s`.
+# How long `make fuzz` runs each fuzz target (a duration, or Nx executions);
+# CI runs `make fuzz FUZZTIME=5000x FUZZMINIMIZETIME=100x`: counts, not
+# durations, since Go 1.26's fuzz coordinator can fail a duration-bounded run
+# with a spurious "context deadline exceeded" at its end (go.dev/issue/75804).
 FUZZTIME ?= 30s
 # How long go test minimizes each new input (its default, 60s, stalls FuzzLoad:
 # every new interesting input is minimized, and no input is explored meanwhile).
