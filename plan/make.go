@@ -26,8 +26,10 @@ type Config struct {
 	// AgentName is the identity of the agent whose apps are planned
 	// (agent.Config.Name; "" derives it from the source as the agent does).
 	AgentName string
-	Source    *sources.GitSource
-	Rest      *rest.Config
+	// TakeoverManagers is agent.Config.TakeoverManagers (nil: the default).
+	TakeoverManagers []string
+	Source           *sources.GitSource
+	Rest             *rest.Config
 	// StateNamespace holds the agent's state (its inventories decide prunes).
 	StateNamespace string
 	// DefaultNamespace is given to namespaced objects that name none.
@@ -51,7 +53,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ag, err := agent.New(agent.Config{Name: cfg.AgentName, Source: cfg.Source, Rest: cfg.Rest,
+	ag, err := agent.New(agent.Config{Name: cfg.AgentName, TakeoverManagers: cfg.TakeoverManagers, Source: cfg.Source, Rest: cfg.Rest,
 		StateNamespace: cfg.StateNamespace, DefaultNamespace: cfg.DefaultNamespace})
 	if err != nil {
 		return nil, err

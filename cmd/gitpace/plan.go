@@ -13,6 +13,7 @@ func newPlanCommand() *cobra.Command {
 	var src sourceFlags
 	r := &readFlags{}
 	var rev, format, defaultNS, name string
+	var takeover []string
 	cmd := &cobra.Command{
 		Use:   "plan --repo URL [--rev REV] [--format text|markdown]",
 		Short: "Show what merging a revision would change and roll out (exit 0 none, 2 changes, 1 error)",
@@ -36,7 +37,7 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 			if err != nil {
 				return err
 			}
-			p, err := plan.Make(cmd.Context(), plan.Config{AgentName: name, Source: s, Rest: rc,
+			p, err := plan.Make(cmd.Context(), plan.Config{AgentName: name, TakeoverManagers: takeover, Source: s, Rest: rc,
 				StateNamespace: r.stateNS, DefaultNamespace: defaultNS}, rev)
 			if err != nil {
 				return err
@@ -68,5 +69,6 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 	cmd.Flags().StringVar(&format, "format", "text", "report format: text or markdown (-o json|yaml prints the plan's data instead)")
 	cmd.Flags().StringVar(&defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none (as the agent's)")
 	addNameFlag(cmd, &name)
+	addTakeoverFlag(cmd, &takeover)
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/state"
 	"github.com/gitpace/gitpace/status"
 )
@@ -113,6 +114,7 @@ func newDiffCommand() *cobra.Command {
 	var src sourceFlags
 	r := &readFlags{}
 	var rev, defaultNS, name string
+	var takeover []string
 	cmd := &cobra.Command{
 		Use:   "diff --repo URL [--rev REV]",
 		Short: "Show what a revision would change in the live cluster (exit 0 none, 2 changes, 1 error)",
@@ -129,7 +131,7 @@ plus the objects a prune would delete. It writes nothing.`,
 			if err != nil {
 				return err
 			}
-			ag, err := agent.New(agent.Config{Name: name, Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS})
+			ag, err := agent.New(agent.Config{Name: name, Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS, TakeoverManagers: takeover})
 			if err != nil {
 				return err
 			}
@@ -155,6 +157,7 @@ plus the objects a prune would delete. It writes nothing.`,
 	cmd.Flags().StringVar(&rev, "rev", "", "branch, tag or commit to diff (default: the branch head)")
 	cmd.Flags().StringVar(&defaultNS, "default-namespace", "default", "namespace for namespaced objects that name none (as given to gitpace run)")
 	addNameFlag(cmd, &name)
+	addTakeoverFlag(cmd, &takeover)
 	return cmd
 }
 
@@ -206,4 +209,10 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 // (its inventories decide what a prune deletes).
 func addNameFlag(cmd *cobra.Command, name *string) {
 	cmd.Flags().StringVar(name, "name", "", "the agent identity to diff as (gitpace run --name; default derived from --repo, --branch, --path as run does)")
+}
+
+// addTakeoverFlag adds --takeover-managers to diff and plan, so that they
+// predict what gitpace run with the same list would do.
+func addTakeoverFlag(cmd *cobra.Command, managers *[]string) {
+	cmd.Flags().StringSliceVar(managers, "takeover-managers", appliers.DefaultTakeoverManagers, "field managers whose fields the agent takes over (as given to gitpace run)")
 }
