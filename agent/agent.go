@@ -79,7 +79,7 @@ type Agent struct {
 	// the first agent whose revision holds an app of that name.
 	legacy map[string]*state.App
 	// retryAt: apps waiting for a condition (a namespace terminating) are
-	// diffed again at this time though nothing changed.
+	// diffed again at this time though nothing changed. Loop goroutine only.
 	retryAt    map[string]time.Time
 	emptyHeld  string            // the reason an empty revision is held, once printed
 	skipped    map[string]string // what the revision holds and gitpace did not read, once printed

@@ -134,7 +134,7 @@ func (a *Agent) pruneDiff(ctx context.Context, rev *revision, st *state.App, ref
 		}
 		cs = append(cs, appliers.Change{Ref: ref, Action: appliers.Deleted, Diff: "- BCS deployment " + ref.Name + " and its applications\n"})
 	}
-	elsewhere, err := a.claimedElsewhere(ctx)
+	elsewhere, err := a.claimedElsewhere(ctx, rev)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,19 @@ func testGroup(f *fixture) string {
 	return "t" + strings.ReplaceAll(f.ns[max(0, len(f.ns)-12):], "-", "") + ".gitpace.dev"
 }
 
-func deleteCRDAtEnd(t *testing.T, dyn dynamic.Interface, name string) {
-	t.Cleanup(func() { _ = dyn.Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+// crdTest returns the test's API group and a dynamic client, and deletes
+// the CRD <plural>.<group> when the test ends.
+func crdTest(t *testing.T, f *fixture, plural string) (string, dynamic.Interface) {
+	t.Helper()
+	group := testGroup(f)
+	dyn, err := dynamic.NewForConfig(testenv.Config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = dyn.Resource(crdGVR).Delete(context.Background(), plural+"."+group, metav1.DeleteOptions{})
+	})
+	return group, dyn
 }
 
 // TestClusterScopedCustomResourceWithStrayNamespace (case 10): a CRD with
@@ -37,12 +48,7 @@ func deleteCRDAtEnd(t *testing.T, dyn dynamic.Interface, name string) {
 // delete it nor add to its app's history.
 func TestClusterScopedCustomResourceWithStrayNamespace(t *testing.T) {
 	f := newFixture(t)
-	group := testGroup(f)
-	dyn, err := dynamic.NewForConfig(testenv.Config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleteCRDAtEnd(t, dyn, "zones."+group)
+	group, dyn := crdTest(t, f, "zones")
 	crd := strings.Replace(crdYAML(group, "Zone", "x-kubernetes-preserve-unknown-fields: true"), "scope: Namespaced", "scope: Cluster", 1)
 	zone := fmt.Sprintf("apiVersion: %s/v1\nkind: Zone\nmetadata:\n  name: shop-example\n  namespace: %s\nspec:\n  ttl: 300\n", group, f.ns)
 	f.repo.Commit("dns", map[string]string{"apps/dns/crd.yaml": crd, "apps/dns/zone.yaml": zone, "apps/other/cm.yaml": cm})
@@ -95,12 +101,7 @@ func TestClusterScopedCustomResourceWithStrayNamespace(t *testing.T) {
 // running agent applies it, no restart needed.
 func TestCRDScopeChangedWithoutRestart(t *testing.T) {
 	f := newFixture(t)
-	group := testGroup(f)
-	dyn, err := dynamic.NewForConfig(testenv.Config(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleteCRDAtEnd(t, dyn, "gadgets."+group)
+	group, dyn := crdTest(t, f, "gadgets")
 	crd := crdYAML(group, "Gadget", "x-kubernetes-preserve-unknown-fields: true")
 	g1 := fmt.Sprintf("apiVersion: %s/v1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  size: 1\n", group)
 	f.repo.Commit("gadgets", map[string]string{"apps/gadgets/crd.yaml": crd, "apps/gadgets/g1.yaml": g1, "apps/other/cm.yaml": cm})

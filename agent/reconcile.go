@@ -822,9 +822,7 @@ func (a *Agent) waitFor(ctx context.Context, st *state.App, rev sources.Revision
 		a.cfg.Log.Info("revision waits", "app", st.Name, "commit", rev.Short(), "reason", why)
 	}
 	st.Phase, st.Reason = state.OutOfSync, reason
-	a.mu.Lock()
 	a.retryAt[st.Name] = a.cfg.Now().Add(retryWait)
-	a.mu.Unlock()
 	return a.save(ctx, st)
 }
 
@@ -999,7 +997,7 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: "not pruned: its applications are not owned by " + owner.String()})
 		}
 	}
-	elsewhere, err := a.claimedElsewhere(ctx)
+	elsewhere, err := a.claimedElsewhere(ctx, rev)
 	if err != nil {
 		return out, err
 	}
@@ -1021,10 +1019,13 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 	return append(out, cs...), errors.Join(errs...)
 }
 
-// claimedElsewhere reads, once per prune, which objects other agents
-// sharing the state namespace list in their inventories: neither of two
-// agents declaring one object may delete it.
-func (a *Agent) claimedElsewhere(ctx context.Context) (func(string) (string, bool), error) {
+// claimedElsewhere reads, once per pass (cached on rev), which objects
+// other agents sharing the state namespace list in their inventories:
+// neither of two agents declaring one object may delete it.
+func (a *Agent) claimedElsewhere(ctx context.Context, rev *revision) (func(string) (string, bool), error) {
+	if rev.elsewhere != nil {
+		return rev.elsewhere, nil
+	}
 	all, err := a.store.List(ctx)
 	if err != nil {
 		return nil, err
@@ -1038,7 +1039,8 @@ func (a *Agent) claimedElsewhere(ctx context.Context) (func(string) (string, boo
 			claimed[a.applier.Canonical(r).Key()] = appliers.Owner{Agent: st.Agent, App: st.Name}.String()
 		}
 	}
-	return func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }, nil
+	rev.elsewhere = func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }
+	return rev.elsewhere, nil
 }
 
 func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {

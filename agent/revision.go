@@ -31,6 +31,9 @@ type revision struct {
 	// invalid names the apps whose desired objects are unknown (bad input
 	// or a transient error): while there are any, nothing is pruned.
 	invalid []string
+	// elsewhere caches claimedElsewhere for the pass (nil until a prune
+	// needs it): other agents' inventories are listed once per pass.
+	elsewhere func(key string) (string, bool)
 }
 
 // builtApp is one app of a revision.

@@ -196,11 +196,9 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 // and the others hold the cluster's own objects (flux2#1077).
 var builtinNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
 
-// ProtectedNamespace reports why gitpace never deletes the Namespace name
-// ("" when it may): Kubernetes' own namespaces (default, kube-*), and the
-// namespace holding gitpace's state (StandInNamespace; flux2#3949).
-func (a *Applier) ProtectedNamespace(name string) bool { return a.protectedReason(name) != "" }
-
+// protectedReason says why gitpace never deletes the Namespace name ("" when
+// it may): Kubernetes' own namespaces (default, kube-*), and the namespace
+// holding gitpace's state (StandInNamespace; flux2#3949).
 func (a *Applier) protectedReason(name string) string {
 	switch {
 	case builtinNamespaces[name] || strings.HasPrefix(name, "kube-"):
