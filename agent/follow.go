@@ -105,10 +105,7 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 		a.markDirty(app)
 	}
 	if app != "" {
-		select {
-		case a.statusCh <- app:
-		default:
-		}
+		a.enqueue(app, wantStatus)
 	}
 }
 
@@ -135,21 +132,11 @@ func (a *Agent) signalPaced(obj any) {
 	if it == nil {
 		return
 	}
-	select {
-	case a.pacedCh <- struct{}{}:
-	default:
-	}
+	a.kickPaced()
 }
 
-func (a *Agent) markDirty(app string) {
-	if app == "" {
-		return
-	}
-	a.mu.Lock()
-	a.dirty[app] = true
-	a.mu.Unlock()
-	a.Trigger()
-}
+// markDirty queues app for a drift check.
+func (a *Agent) markDirty(app string) { a.enqueue(app, wantDiff) }
 
 // cachedRollout returns the Deployment's rollout as last watched. A status
 // older than the generation gitpace last wrote is not an answer: the
@@ -209,11 +196,13 @@ func (a *Agent) own(st *state.App) {
 
 // refreshPhase derives the app's phase from its Deployments' rollouts (as
 // last seen by the watch; read once when not seen yet) and settles the
-// newest history entry's outcome.
-func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
+// newest history entry's outcome. A Deployment it cannot read (the API
+// server unreachable, RBAC) is an error, never "no information": the phase
+// stays as it was and the caller retries.
+func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 	st.BCS = a.pacedStatuses(st.Name)
 	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
-		return
+		return nil
 	}
 	phase, reason := state.Synced, ""
 	var failing []state.PodIssue
@@ -221,11 +210,17 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		r, ok := a.cachedRollout(ref)
 		if !ok {
 			u, err := a.applier.Get(ctx, ref)
-			if err != nil || u == nil {
+			if err != nil {
+				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
+			}
+			if u == nil {
+				// Deleted behind git's back: the watch marks the app for a
+				// diff, which re-creates it.
+				phase, reason = state.OutOfSync, ref.String()+" is missing"
 				continue
 			}
 			if r, err = appliers.DeploymentStatus(u); err != nil {
-				continue
+				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
 			}
 		}
 		if r.State != appliers.RolloutFailed {
@@ -275,4 +270,5 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		a.handleFailure(ctx, st)
 	}
 	a.cfg.Metrics.phase(st.Name, phase)
+	return nil
 }
