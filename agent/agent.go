@@ -150,6 +150,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DefaultNamespace != "" {
 		ap.DefaultNamespace = cfg.DefaultNamespace
 	}
+	ap.Agent = cfg.Name // diffs from a cache of the objects labelled with it
 	if cfg.TakeoverManagers != nil {
 		if err := appliers.CheckTakeoverManagers(cfg.TakeoverManagers); err != nil {
 			return nil, err
@@ -201,6 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.following.Store(true)
 	go a.followDeployments(ctx)
+	defer a.applier.Close()
 	backoff := time.Duration(0)
 	for {
 		err := a.ReconcileOnce(ctx)
