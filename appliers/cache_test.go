@@ -14,11 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitpace/gitpace/appliers"
-	"github.com/gitpace/gitpace/internal/testenv"
 )
 
 // requestLog records the API requests of a client, but not watches (the
@@ -77,19 +75,8 @@ func (l *requestLog) take() []string {
 // whose requests are logged.
 func newCacheRig(t *testing.T) (*rig, *requestLog) {
 	t.Helper()
-	r := &rig{t: t, ns: testenv.Namespace(t), kube: testenv.Client(t)}
-	var err error
-	if r.dyn, err = dynamic.NewForConfig(testenv.Config(t)); err != nil {
-		t.Fatal(err)
-	}
-	rc := testenv.Config(t)
 	log := &requestLog{}
-	rc.Wrap(log.wrap)
-	r.writes = testenv.CountWrites(rc)
-	if r.ap, err = appliers.New(rc); err != nil {
-		t.Fatal(err)
-	}
-	r.ap.DefaultNamespace = r.ns
+	r := newRigWrapped(t, log.wrap)
 	r.ap.Agent = "c-" + r.ns // the informers see this test's objects only
 	t.Cleanup(r.ap.Close)
 	return r, log
