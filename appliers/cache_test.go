@@ -381,3 +381,46 @@ func TestDiffAndApplyConcurrent(t *testing.T) {
 		t.Errorf("%d ConfigMaps in the cluster (%v), want 18", len(list.Items), err)
 	}
 }
+
+// TestDiscoveryRefreshedOncePerDiff (issue 9): ten custom resources of a
+// kind whose CRD the same revision brings (not applied yet) are reported
+// Created, and discovery is asked again once for the whole Diff, not once
+// per object.
+func TestDiscoveryRefreshedOncePerDiff(t *testing.T) {
+	r, log := newCacheRig(t)
+	docs := []string{`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.cache.test.gitpace.dev}
+spec:
+  group: cache.test.gitpace.dev
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}`}
+	for i := range 10 {
+		docs = append(docs, fmt.Sprintf("apiVersion: cache.test.gitpace.dev/v1\nkind: Widget\nmetadata: {name: w-%d}", i))
+	}
+	objs := r.stamped(strings.Join(docs, "\n---\n"))
+	log.take()
+	diff, err := r.ap.Diff(context.Background(), objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range diff {
+		if c.Action != appliers.Created {
+			t.Errorf("%s: %s, want created", c.Ref, c.Action)
+		}
+	}
+	discovery := 0
+	for _, req := range log.take() {
+		if req == "GET api" || req == "GET apis" || strings.HasPrefix(req, "GET apis/") {
+			discovery++
+		}
+	}
+	if len(diff) != 11 || discovery > 2 {
+		t.Errorf("%d changes with %d discovery requests, want 11 with at most 2 (/api and /apis once)", len(diff), discovery)
+	}
+}
