@@ -173,6 +173,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DefaultNamespace != "" {
 		ap.DefaultNamespace = cfg.DefaultNamespace
 	}
+	ap.Agent = cfg.Name // diffs from a cache of the objects labelled with it
 	if cfg.TakeoverManagers != nil {
 		if err := appliers.CheckTakeoverManagers(cfg.TakeoverManagers); err != nil {
 			return nil, err

@@ -143,6 +143,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.following.Store(true)
 	go a.followDeployments(ctx)
+	defer a.applier.Close()
 	q.Add(keySource)
 	// Work marked before Run (a watch event) is taken by the first pass.
 	var wg sync.WaitGroup

@@ -411,7 +411,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.waitForPeer(ctx, st, in.rev, why)
 	}
 	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
-	diff, err := a.applier.Diff(ctx, objs)
+	fps := st.Fingerprints
+	if in.force && !in.full {
+		fps = nil // a drift mark: the watch saw a change the cache may not have yet
+	}
+	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(fps))
 	if why, ok := namespaceTerminating(err); ok {
 		return a.waitFor(ctx, st, in.rev, why)
 	}
@@ -524,6 +528,12 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	}
 	st.Applied, st.ContentHash, st.Templates = &rev, hash, templates
 	st.Inventory = inventory
+	st.Fingerprints = map[string]string{}
+	for _, c := range cs {
+		if c.Fingerprint != "" {
+			st.Fingerprints[c.Ref.Key()] = c.Fingerprint
+		}
+	}
 	a.own(st)
 	return a.refreshPhase(ctx, st)
 }
