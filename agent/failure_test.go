@@ -208,9 +208,11 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 		t.Errorf("revert message does not name the failure:\n%s", rc.Message)
 	}
 	revert := rc.Hash.String()
-	if !strings.Contains(f.out.String(), "onFailure revert: committed "+revert[:7]) {
-		t.Errorf("no line names the revert commit:\n%s", f.out.String())
-	}
+	// The line is printed once the push returned, which is after the
+	// remote has the commit.
+	f.eventually("a line naming the revert commit", 10*time.Second, func() bool {
+		return strings.Contains(f.out.String(), "onFailure revert: committed "+revert[:7])
+	})
 
 	f.eventually("rolled back to v1.1.0", time.Minute, func() bool { return rolledOut(f.deployment("test"), imageV0) })
 	t.Logf("rolled back %s after the push", time.Since(start).Round(100*time.Millisecond))
