@@ -443,7 +443,8 @@ func (a *Applier) fromCache(ctx context.Context, ri dynamic.ResourceInterface, m
 			return Change{}, false, nil
 		}
 		c := Change{Ref: ref, Action: Unchanged, Generation: lm.Generation, ResourceVersion: lm.ResourceVersion, Fingerprint: prev}
-		if owner, ok := OwnerOf(lm); ok {
+		if lm.owner != nil {
+			owner := *lm.owner
 			c.LiveOwner = &owner
 		}
 		return c, true, nil

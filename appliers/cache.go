@@ -34,9 +34,9 @@ import (
 // which uid, and has anyone but gitpace written a field gitpace owns
 // (metadata.managedFields). A Transform keeps of each object only its name,
 // namespace, uid, resourceVersion, generation, Owner, a hash of gitpace's
-// managedFields entry and the names of the other managers: about 300 bytes
-// an object whatever its size, so 3,000 objects hold well under 1 MiB. Close
-// stops the informers.
+// managedFields entry and the names of the other managers: well under 1 KiB
+// an object whatever its size (with the informer's index, 3,000 objects
+// take a few MiB). Close stops the informers.
 //
 // A Fingerprint is recorded for each object gitpace applies (Change.
 // Fingerprint; the agent keeps them in its state and hands them back with
@@ -175,9 +175,11 @@ func (c *liveCache) close() { c.cancel() }
 // liveMeta is what the cache keeps of an object.
 type liveMeta struct {
 	metav1.TypeMeta
-	// ObjectMeta holds name, namespace, uid, resourceVersion, generation,
-	// and of labels and annotations only the Owner's.
+	// ObjectMeta holds name, namespace, uid, resourceVersion and
+	// generation only.
 	metav1.ObjectMeta
+	// owner is the Owner the object names (OwnerOf), nil when none.
+	owner *Owner
 	// ownFields is entryHash of gitpace's managedFields entry ("" without).
 	ownFields string
 	// managers are the other managers of the main resource.
@@ -190,6 +192,10 @@ func (m *liveMeta) DeepCopyObject() runtime.Object {
 	c := *m
 	c.ObjectMeta = *m.ObjectMeta.DeepCopy()
 	c.managers = slices.Clone(m.managers)
+	if m.owner != nil {
+		o := *m.owner
+		c.owner = &o
+	}
 	return &c
 }
 
@@ -202,11 +208,8 @@ func slim(obj any, secret bool) any {
 	}
 	m := &liveMeta{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
 		ResourceVersion: p.ResourceVersion, Generation: p.Generation}}
-	if v, ok := p.Labels[AgentLabel]; ok {
-		m.Labels = map[string]string{AgentLabel: v}
-	}
-	if v, ok := p.Annotations[AppAnnotation]; ok {
-		m.Annotations = map[string]string{AppAnnotation: v}
+	if owner, ok := OwnerOf(p); ok {
+		m.owner = &owner
 	}
 	for _, e := range p.ManagedFields {
 		switch {

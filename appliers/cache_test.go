@@ -113,7 +113,8 @@ spec:
 `
 
 // stamped parses docs (YAML separated by ---), labels each object with
-// the rig's agent as the agent does, and prepares them.
+// the rig's agent and annotates it with app "web", as the agent does, and
+// prepares them.
 func (r *rig) stamped(docs string) []*unstructured.Unstructured {
 	r.t.Helper()
 	var out []*unstructured.Unstructured
@@ -123,6 +124,7 @@ func (r *rig) stamped(docs string) []*unstructured.Unstructured {
 			r.t.Fatal(err)
 		}
 		u.SetLabels(map[string]string{appliers.AgentLabel: r.ap.Agent})
+		u.SetAnnotations(map[string]string{appliers.AppAnnotation: "web"})
 		out = append(out, u)
 	}
 	if err := r.ap.Prepare(out); err != nil {
@@ -230,8 +232,9 @@ func TestCacheUnchangedNoRequest(t *testing.T) {
 			t.Errorf("second diff: %s %s fingerprint %q, want unchanged with %q", kind, c.Action, c.Fingerprint, fps[c.Ref.Key()])
 		}
 	}
-	if c := second["Deployment"]; c.Generation != 1 || c.LiveOwner != nil {
-		t.Errorf("Deployment from the cache: generation %d, owner %v; want 1 and none (no app annotation)", c.Generation, c.LiveOwner)
+	want := appliers.Owner{Agent: r.ap.Agent, App: "web"}
+	if c := second["Deployment"]; c.Generation != 1 || c.LiveOwner == nil || *c.LiveOwner != want {
+		t.Errorf("Deployment from the cache: generation %d, owner %v; want 1 and %v", c.Generation, c.LiveOwner, want)
 	}
 }
 

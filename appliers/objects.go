@@ -107,7 +107,9 @@ type Change struct {
 	Generation      int64  `json:"generation,omitempty"`
 	ResourceVersion string `json:"resourceVersion,omitempty"`
 	// Object is the object as the server returned it from the apply (or,
-	// for Unchanged, as read live), so that callers need not read it again.
+	// for Unchanged, as read live), so that callers need not read it again;
+	// nil for an object found Unchanged from the cache (Fingerprint), which
+	// was not read.
 	Object *unstructured.Unstructured `json:"-"`
 	// Note says, in one line, a decision gitpace made about the object
 	// that the diff alone does not show: spec.replicas left to an HPA, or
