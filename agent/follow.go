@@ -12,6 +12,7 @@ import (
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -127,7 +128,7 @@ func (a *Agent) signalPaced(obj any) {
 		return
 	}
 	a.mu.Lock()
-	it := a.paced[bcsRef(rs.Namespace, name).Key()]
+	it := a.paced[revision.BCSRef(rs.Namespace, name).Key()]
 	if it != nil {
 		it.due = time.Time{}
 	}
