@@ -11,8 +11,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gitpace/gitpace/appliers"
-	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/revision"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -123,7 +123,7 @@ func (a *Agent) signalPaced(obj any) {
 	if !ok {
 		return
 	}
-	name := rs.Labels[paced.LabelDeployment]
+	name := rs.Labels[vocab.LabelDeployment]
 	if name == "" {
 		return
 	}

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
@@ -210,10 +210,7 @@ func (m *maker) windows(app string) *Windows {
 
 // bcs plans the rollout of BCS deployment d against its live ReplicaSets.
 func (m *maker) bcs(ctx context.Context, d *bcs.Deployment, w *Windows) (Rollout, error) {
-	// The rollout engine's selector (appliers/paced): ReplicaSets it does
-	// not manage are none of its applications.
-	sel := labels.Set{bcs.LabelDeployment: d.Name(), appliers.ManagedByLabel: appliers.ManagedByValue}.String()
-	rss, err := m.kube.AppsV1().ReplicaSets(d.Namespace()).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	rss, err := m.kube.AppsV1().ReplicaSets(d.Namespace()).List(ctx, metav1.ListOptions{LabelSelector: paced.Selector(d.Name())})
 	if err != nil {
 		return Rollout{}, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", d.Namespace(), d.Name(), err)
 	}

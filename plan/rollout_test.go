@@ -13,6 +13,7 @@ import (
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // seedDeployment is testdata/seed/test1-1-0.yaml as the API server returns
@@ -158,7 +159,7 @@ func seedBCS(t *testing.T, version string) *bcs.Deployment {
 // replicas pods, created hours after t0.
 func liveRS(name string, replicas int32, d *bcs.Deployment, hours int) appsv1.ReplicaSet {
 	return appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{bcs.AnnotationTemplateHash: d.TemplateHash()},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{vocab.AnnotationTemplateHash: d.TemplateHash()},
 			CreationTimestamp: metav1.NewTime(t0.Add(time.Duration(hours) * time.Hour))},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas},
 	}
