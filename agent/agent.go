@@ -123,12 +123,6 @@ type Agent struct {
 	gitMu sync.Mutex
 	// notes are the object notes printed (printNotes), by object key.
 	notes map[string]string
-	// elsewhere caches, per pass, what other agents' inventories claim.
-	elsewhere struct {
-		sync.Mutex
-		rev   *revision
-		claim func(string) (string, bool)
-	}
 
 	loop atomic.Pointer[loop]
 	// following is true while followDeployments watches (Run).

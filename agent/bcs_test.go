@@ -15,6 +15,7 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -47,7 +48,7 @@ func recordReplicaSets(t *testing.T, f *fixture, deployment string) *rsRecorder 
 	t.Helper()
 	r := &rsRecorder{steps: map[string][]int32{}, live: map[string]bool{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := f.kube.AppsV1().ReplicaSets(f.ns).Watch(ctx, metav1.ListOptions{LabelSelector: paced.LabelDeployment + "=" + deployment})
+	w, err := f.kube.AppsV1().ReplicaSets(f.ns).Watch(ctx, metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=" + deployment})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ var versioned = regexp.MustCompile(`^test-v[0-9]+$`)
 
 // bcsDone: only the versioned application remains, at want ready pods of image.
 func bcsDone(f *fixture, want int32, image string) bool {
-	l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: paced.LabelDeployment + "=test"})
+	l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
 	if err != nil || len(l.Items) != 1 {
 		return false
 	}
@@ -123,7 +124,7 @@ func TestBCSSeedThroughGit(t *testing.T) {
 	})
 	f.eventually("app Synced", 30*time.Second, func() bool { st := f.appState("web"); return st != nil && st.Phase == state.Synced })
 
-	pw := testenv.WatchPods(t, f.kube, f.ns, paced.LabelDeployment+"=test")
+	pw := testenv.WatchPods(t, f.kube, f.ns, vocab.LabelDeployment+"=test")
 	var mu sync.Mutex
 	var shared []string // UNIQUE InnerIP violations: two pods on one node
 	f.repo.Commit("bcs v1.1.1 on 8888", map[string]string{"apps/web/test.json": bcsSeed(t, "test1-1-1.json", f.ns)})
@@ -254,7 +255,7 @@ func TestBCSPauseThenRevertCancels(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("cancelled: old application back at 3, new gone", 30*time.Second, func() bool {
-		l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: paced.LabelDeployment + "=test"})
+		l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
 		if err != nil || len(l.Items) != 1 {
 			return false
 		}

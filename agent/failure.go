@@ -23,7 +23,9 @@ import (
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -194,10 +196,10 @@ func (a *Agent) bcsFailingPods(ctx context.Context, st *paced.Status) []state.Po
 	if st.Rollout == "" {
 		return nil
 	}
-	key := bcsRef(st.Namespace, st.Name).Key()
+	key := revision.BCSRef(st.Namespace, st.Name).Key()
 	id := fmt.Sprintf("%s/%d", st.Rollout, st.Cycle)
 	return a.failure(ctx, key, id, func(ctx context.Context) (failNote, error) {
-		sel := labels.Set{paced.LabelDeployment: st.Name, paced.LabelApplication: st.Rollout}.String()
+		sel := labels.Set{vocab.LabelDeployment: st.Name, vocab.LabelApplication: st.Rollout}.String()
 		pods, err := a.kube.CoreV1().Pods(st.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			return failNote{}, err

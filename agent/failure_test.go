@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -297,7 +298,7 @@ func TestBCSStartTimeoutFails(t *testing.T) {
 		!strings.Contains(st.Reason, "not Ready: "+s.Rollout+"-") {
 		t.Errorf("reason = %q", st.Reason)
 	}
-	namesFailingPods(t, st, f.notReadyPods(paced.LabelApplication+"="+s.Rollout))
+	namesFailingPods(t, st, f.notReadyPods(vocab.LabelApplication+"="+s.Rollout))
 	if e := st.Last(); e == nil || e.Revision.Commit != c2 || e.Outcome != state.FailedOut || !strings.Contains(e.Message, "not Ready: ") {
 		t.Errorf("history = %+v, want revision %s failed", st.History, c2[:7])
 	}

@@ -11,7 +11,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/gitpace/gitpace/appliers"
-	"github.com/gitpace/gitpace/appliers/paced"
+	"github.com/gitpace/gitpace/revision"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -119,12 +120,12 @@ func (a *Agent) signalPaced(obj any) {
 	if !ok {
 		return
 	}
-	name := rs.Labels[paced.LabelDeployment]
+	name := rs.Labels[vocab.LabelDeployment]
 	if name == "" {
 		return
 	}
 	a.mu.Lock()
-	it := a.paced[bcsRef(rs.Namespace, name).Key()]
+	it := a.paced[revision.BCSRef(rs.Namespace, name).Key()]
 	if it != nil {
 		it.due = time.Time{}
 	}

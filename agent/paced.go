@@ -9,26 +9,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
-	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
 )
-
-// bcsKind is the inventory kind of a BCS v4 deployment: not a Kubernetes
-// resource but the pair of ReplicaSets package paced drives.
-const (
-	bcsGroup = "bcs.gitpace.dev"
-	bcsKind  = "BCSDeployment"
-)
-
-func bcsRef(ns, name string) appliers.ObjectRef {
-	return appliers.ObjectRef{Group: bcsGroup, Version: "v4", Kind: bcsKind, Namespace: ns, Name: name}
-}
 
 // pacedItem is one BCS deployment the agent drives: the spec in force, its
 // controls (PAUSE, window, PROMOTE) and when to step it next. The rollout's
@@ -46,51 +33,13 @@ type pacedItem struct {
 	gen int
 }
 
-// bcsDesired parses an app's BCS v4 files into engine specs, plus each
-// application template as an object for the policy gates. Errors name the
-// file and JSON path.
-func bcsDesired(app *manifest.App, commit string) ([]paced.Spec, []*unstructured.Unstructured, error) {
-	var specs []paced.Spec
-	var objs []*unstructured.Unstructured
-	for _, f := range app.BCS {
-		d, err := bcs.Parse(f.File, f.Data)
-		if err != nil {
-			return nil, nil, err
-		}
-		rs, err := d.ReplicaSet(d.Name())
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.File, err)
-		}
-		s := d.Strategy()
-		spec := paced.Spec{
-			Namespace: d.Namespace(), Name: d.Name(), Instance: d.Instance(),
-			Strategy: paced.Strategy{MaxSurge: s.MaxSurge, MaxUnavailable: s.MaxUnavailable,
-				UpgradeDuration: s.UpgradeDuration, Order: s.Order, Manually: s.Manually},
-			Template: rs, TemplateHash: d.TemplateHash(), Revision: commit,
-		}
-		if err := spec.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.File, err)
-		}
-		specs = append(specs, spec)
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(rs)
-		if err != nil {
-			return nil, nil, err
-		}
-		u := &unstructured.Unstructured{Object: m}
-		u.SetAPIVersion("apps/v1")
-		u.SetKind("ReplicaSet")
-		objs = append(objs, u)
-	}
-	return specs, objs, nil
-}
-
 // setPaced makes specs the app's BCS deployments in force (nil: none; the
 // removed ones are deleted by prune) and marks them due.
 func (a *Agent) setPaced(app string, specs []paced.Spec, promote *manifest.Promote) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range specs {
-		key := bcsRef(s.Namespace, s.Name).Key()
+		key := revision.BCSRef(s.Namespace, s.Name).Key()
 		it := a.paced[key]
 		if it == nil {
 			it = &pacedItem{app: app}
@@ -223,7 +172,7 @@ func earliest(a, b time.Time) time.Time {
 // reportPaced prints a line when a BCS deployment's line changes and asks
 // the loop to re-evaluate the app's phase.
 func (a *Agent) reportPaced(app string, st *paced.Status, gen int) {
-	key := bcsRef(st.Namespace, st.Name).Key()
+	key := revision.BCSRef(st.Namespace, st.Name).Key()
 	line := pacedLine(st)
 	a.mu.Lock()
 	changed := a.outLines[key] != line
@@ -315,7 +264,7 @@ func (a *Agent) pacedPhase(ctx context.Context, app string) (state.Phase, string
 			pods := a.bcsFailingPods(ctx, &st)
 			return state.Failed, fmt.Sprintf("BCS deployment %s/%s suspended: %s%s", st.Namespace, st.Name, st.Reason, notReadyText(pods)), pods
 		}
-		a.forgetFailure(bcsRef(st.Namespace, st.Name).Key())
+		a.forgetFailure(revision.BCSRef(st.Namespace, st.Name).Key())
 	}
 	for _, st := range sts {
 		if !st.Done || st.Rollout != "" {

@@ -243,7 +243,7 @@ func (a *Agent) syncApp(ctx context.Context, app string) Outcome {
 // reconcileIn is one app's reconcile against pass p: removed from git,
 // held with the whole revision, or reconcileApp.
 func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) error {
-	b := p.rev.byName[app]
+	b := p.rev.ByName[app]
 	if p.held != "" {
 		st := a.appState(app)
 		st.Phase, st.Reason = state.Held, p.held
@@ -251,7 +251,7 @@ func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) er
 	}
 	if b == nil {
 		st := a.getApp(app)
-		if st == nil || !p.rev.pruneOK() {
+		if st == nil || !p.rev.PruneOK() {
 			return nil // what the invalid apps declare is unknown: prune nothing yet
 		}
 		return a.removeApp(ctx, p.rev, st)
@@ -259,8 +259,8 @@ func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) er
 	// The pass is shared by every sync of the app until the next one:
 	// each sync stamps and sends its own copy of the objects.
 	own := *b
-	own.objs, own.bcsObjs = deepCopies(b.objs), deepCopies(b.bcsObjs)
-	in := appInput{app: b.app, built: &own, revision: p.rev, rev: p.snap.Revision, cfg: p.cfg, gates: p.gates,
+	own.Objects, own.BCSObjects = deepCopies(b.Objects), deepCopies(b.BCSObjects)
+	in := appInput{app: b.Manifest, built: &own, revision: p.rev, rev: p.snap.Revision, cfg: p.cfg, gates: p.gates,
 		force: w&(wantDiff|wantFull) != 0, full: w&wantFull != 0}
 	return a.reconcileApp(ctx, in)
 }
@@ -331,7 +331,7 @@ func (p *peerWait) Error() string { return p.why }
 func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) {
 	own := map[string]bool{}
 	used := map[string]bool{}
-	for _, o := range in.built.objs {
+	for _, o := range in.built.Objects {
 		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
 			own[o.GetName()] = true
 		}
@@ -339,7 +339,7 @@ func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) 
 			used[ns] = true
 		}
 	}
-	for _, s := range in.built.specs {
+	for _, s := range in.built.Specs {
 		used[s.Namespace] = true
 	}
 	for _, ns := range sortedKeys(used) {
@@ -347,7 +347,7 @@ func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) 
 			continue
 		}
 		key := appliers.ObjectRef{Kind: "Namespace", Name: ns}.Key()
-		peer, ok := in.revision.lookup(key)
+		peer, ok := in.revision.Lookup(key)
 		if !ok || peer == in.app.Name {
 			continue
 		}

@@ -2,9 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -17,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/gitpace/gitpace/appliers"
-	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
@@ -28,7 +25,7 @@ import (
 // against the newest pass (its objects, gitpace.yaml, gates).
 type pass struct {
 	snap  *sources.Snapshot
-	rev   *revision
+	rev   *revision.Revision
 	cfg   *policies.Config
 	gates []policies.Gate
 	// held, when set, holds every app of the agent and of the revision
@@ -113,8 +110,8 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 		a.lastFull = now
 	}
 	set := map[string]bool{}
-	for _, b := range p.rev.apps {
-		set[b.app.Name] = true
+	for _, b := range p.rev.Apps {
+		set[b.Name()] = true
 	}
 	for name := range a.apps {
 		set[name] = true
@@ -244,7 +241,7 @@ func (a *Agent) reportSkipped(skipped []sources.Skipped) {
 // the same). An edit inside apps that keep their names is never held,
 // however many objects it replaces. "" when it may go. The caller holds
 // statesMu.
-func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
+func (a *Agent) guardEmpty(rev *revision.Revision, snap *sources.Snapshot) string {
 	if a.cfg.AllowEmpty {
 		return ""
 	}
@@ -258,7 +255,7 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 	if where == "" {
 		where = "."
 	}
-	if len(rev.apps) == 0 {
+	if len(rev.Apps) == 0 {
 		if len(a.apps) == 0 {
 			return fmt.Sprintf("revision %s holds no app under path %q: no directory there holds manifests (is --path right? --allow-empty accepts it)",
 				snap.Revision.Short(), where)
@@ -266,16 +263,16 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 		return fmt.Sprintf("revision %s holds no app under path %q; the %s and %s in force stay (pass --allow-empty to prune them)",
 			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managed), "object"))
 	}
-	if len(managed) == 0 || !rev.pruneOK() {
+	if len(managed) == 0 || !rev.PruneOK() {
 		return ""
 	}
 	for name := range a.apps {
-		if rev.byName[name] != nil {
+		if rev.ByName[name] != nil {
 			return "" // an app goes on: an edit inside apps, however large
 		}
 	}
 	for k := range managed {
-		if _, ok := rev.declared[k]; ok {
+		if _, ok := rev.Declared[k]; ok {
 			return ""
 		}
 	}
@@ -306,8 +303,8 @@ func (a *Agent) lookupCommit(ctx context.Context, hash string) (*object.Commit, 
 
 type appInput struct {
 	app      *manifest.App
-	built    *builtApp
-	revision *revision
+	built    *revision.App
+	revision *revision.Revision
 	rev      sources.Revision
 	cfg      *policies.Config
 	gates    []policies.Gate
@@ -336,19 +333,19 @@ type appInput struct {
 func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	st := a.appState(in.app.Name)
 	b := in.built
-	if b.transient != nil {
-		return b.transient
+	if b.Transient != nil {
+		return b.Transient
 	}
-	if b.err != nil {
-		return a.reject(ctx, st, in.rev, b.err)
+	if b.Err != nil {
+		return a.reject(ctx, st, in.rev, b.Err)
 	}
-	specs, bcsObjs, objs := b.specs, b.bcsObjs, b.objs
-	templates := templateHashes(objs)
+	specs, bcsObjs, objs := b.Specs, b.BCSObjects, b.Objects
+	templates := revision.TemplateHashes(objs)
 	for _, s := range specs {
-		templates[bcsRef(s.Namespace, s.Name).Key()] = s.TemplateHash
+		templates[revision.BCSRef(s.Namespace, s.Name).Key()] = s.TemplateHash
 	}
-	rollbackTo := findRollback(st, templates)
-	hash := contentHash(objs, in.app.BCS)
+	rollbackTo := revision.FindRollback(st, templates)
+	hash := revision.ContentHash(objs, in.app.BCS)
 	pending := hash != st.ContentHash || st.Rejected != nil
 	now := a.cfg.Now()
 	err := policies.Check(ctx, in.gates, policies.GateInput{
@@ -410,7 +407,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	case why != "":
 		return a.waitForPeer(ctx, st, in.rev, why)
 	}
-	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
+	causes := revision.Stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
 	fps := st.Fingerprints
 	if in.force && !in.full {
 		fps = nil // a drift mark: the watch saw a change the cache may not have yet
@@ -438,13 +435,13 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.refusedAtApply(ctx, st, in.rev, hash, applied, err)
 	}
 	a.setPaced(st.Name, specs, in.app.Promote)
-	inventory := append(refs(objs), pacedRefs(specs)...)
-	pruned, pruneErr := a.prune(ctx, in.revision, st, stale(a.canonical(st.Inventory), inventory))
-	if pruneErr != nil || !in.revision.pruneOK() {
+	inventory := append(revision.Refs(objs), revision.PacedRefs(specs)...)
+	pruned, pruneErr := a.prune(ctx, in.revision, st, revision.Stale(a.canonical(st.Inventory), inventory))
+	if pruneErr != nil || !in.revision.PruneOK() {
 		// The revision is applied and is recorded as such. What could not
 		// be pruned (or, while another app's revision is invalid, was not
 		// tried) stays in the inventory, so that a later pass prunes it.
-		inventory = append(inventory, stale(stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
+		inventory = append(inventory, revision.Stale(revision.Stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
 	refreshErr := a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
 	st.ChangeCauses = causes
@@ -536,38 +533,6 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	}
 	a.own(st)
 	return a.refreshPhase(ctx, st)
-}
-
-// stamp adds gitpace's labels, the app annotation and, on workloads, a
-// change-cause naming the commit that last changed their template. It
-// returns the change-causes; the caller records them only once applied.
-func stamp(st *state.App, agent, app string, rev sources.Revision, objs []*unstructured.Unstructured, templates map[string]string) map[string]string {
-	causes := map[string]string{}
-	for _, o := range objs {
-		labels := o.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[appliers.ManagedByLabel] = appliers.ManagedByValue
-		labels[appliers.AgentLabel] = agent
-		o.SetLabels(labels)
-		ann := o.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[appliers.AppAnnotation] = app
-		key := appliers.RefOf(o).Key()
-		if h, ok := templates[key]; ok {
-			cause := fmt.Sprintf("gitpace %s: %s", rev.Short(), rev.Subject)
-			if old, ok := st.ChangeCauses[key]; ok && st.Templates[key] == h {
-				cause = old // template unchanged: keep the commit that made it
-			}
-			ann[appliers.ChangeCause] = cause
-			causes[key] = cause
-		}
-		o.SetAnnotations(ann)
-	}
-	return causes
 }
 
 // reject records a revision that cannot be applied; the previous revision
@@ -694,11 +659,11 @@ func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstruct
 		if app.Err != nil {
 			return nil, fmt.Errorf("revision %s: %w", st.Applied.Short(), app.Err)
 		}
-		objs := desiredObjects(&app)
+		objs := revision.DesiredObjects(&app)
 		if err := a.applier.Prepare(objs); err != nil {
 			return nil, err
 		}
-		stamp(st, a.cfg.Name, st.Name, *st.Applied, objs, templateHashes(objs))
+		revision.Stamp(st, a.cfg.Name, st.Name, *st.Applied, objs, revision.TemplateHashes(objs))
 		return objs, nil
 	}
 	return nil, fmt.Errorf("revision %s has no app %s", st.Applied.Short(), st.Name)
@@ -725,10 +690,10 @@ func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h
 // removeApp prunes what an app that left git had applied, except what
 // another app of the revision declares (handed over in place: a renamed
 // directory, an object moved between apps), then deletes its state.
-func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) error {
+func (a *Agent) removeApp(ctx context.Context, rev *revision.Revision, st *state.App) error {
 	cs, err := a.prune(ctx, rev, st, a.canonical(st.Inventory))
 	if err != nil {
-		st.Inventory = stale(a.canonical(st.Inventory), settledRefs(cs))
+		st.Inventory = revision.Stale(a.canonical(st.Inventory), settledRefs(cs))
 		st.Phase, st.Reason = state.Failed, "removed from git; pruning failed: "+err.Error()
 		return errors.Join(err, a.save(ctx, st))
 	}
@@ -765,7 +730,7 @@ func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) err
 
 // handedOverPrefix starts the Reason of an object a prune left to another
 // app of the same revision.
-const handedOverPrefix = "handed over to app "
+const handedOverPrefix = revision.HandedOverPrefix
 
 // handoverText says which objects an app took over from other apps and
 // handed over to them, e.g. "took over 4 objects from app web".
@@ -826,15 +791,7 @@ func (a *Agent) owner(app string) appliers.Owner {
 // canonical keys inventory refs as the server does (case 10: a stray
 // namespace on a cluster-scoped kind, recorded before the kind was known).
 func (a *Agent) canonical(refs []appliers.ObjectRef) []appliers.ObjectRef {
-	out := make([]appliers.ObjectRef, len(refs))
-	for i, r := range refs {
-		if r.Group == bcsGroup && r.Kind == bcsKind {
-			out[i] = r
-			continue
-		}
-		out[i] = a.applier.Canonical(r)
-	}
-	return out
+	return revision.Canonical(refs, a.applier.Canonical)
 }
 
 // waitFor records that app's revision waits for a condition outside git
@@ -920,113 +877,13 @@ func (a *Agent) save(ctx context.Context, st *state.App) error {
 	return a.store.Save(ctx, st)           // writes only when more than Updated changed
 }
 
-// desiredObjects copies the app's objects, recording each one's file:line
-// for error messages.
-func desiredObjects(app *manifest.App) []*unstructured.Unstructured {
-	out := make([]*unstructured.Unstructured, len(app.Objects))
-	for i, o := range app.Objects {
-		c := o.DeepCopy()
-		if i < len(app.Origins) {
-			ann := c.GetAnnotations()
-			if ann == nil {
-				ann = map[string]string{}
-			}
-			ann[appliers.SourceAnnotation] = fmt.Sprintf("%s:%d", app.Origins[i].File, app.Origins[i].Line)
-			c.SetAnnotations(ann)
-		}
-		out[i] = c
-	}
-	return out
-}
-
-// workloadKinds roll out pods from a template; their template hash decides
-// rollout vs. rollback.
-var workloadKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
-
-func templateHashes(objs []*unstructured.Unstructured) map[string]string {
-	out := map[string]string{}
-	for _, o := range objs {
-		if workloadKinds[o.GetKind()] {
-			out[appliers.RefOf(o).Key()] = appliers.TemplateHash(o)
-		}
-	}
-	return out
-}
-
-// findRollback returns the newest earlier history entry (not the one in
-// force) whose templates equal the desired ones for every workload whose
-// template changes: a `git revert` brings an old revision back.
-func findRollback(st *state.App, templates map[string]string) *state.Entry {
-	var changed []string
-	for k, h := range templates {
-		if st.Templates[k] != h {
-			changed = append(changed, k)
-		}
-	}
-	if len(changed) == 0 || len(st.History) < 2 {
-		return nil
-	}
-	for i := len(st.History) - 2; i >= 0; i-- {
-		e := &st.History[i]
-		match := true
-		for _, k := range changed {
-			if e.Templates[k] != templates[k] {
-				match = false
-				break
-			}
-		}
-		if match {
-			return e
-		}
-	}
-	return nil
-}
-
-// contentHash identifies an app's desired state in git.
-func contentHash(objs []*unstructured.Unstructured, bcsFiles []manifest.BCSFile) string {
-	h := sha256.New()
-	for _, o := range objs {
-		b, _ := json.Marshal(o.Object)
-		h.Write(b)
-		h.Write([]byte{0})
-	}
-	for _, f := range bcsFiles {
-		h.Write(f.Data)
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil)[:12])
-}
-
-func refs(objs []*unstructured.Unstructured) []appliers.ObjectRef {
-	out := make([]appliers.ObjectRef, 0, len(objs))
-	for _, o := range objs {
-		out = append(out, appliers.RefOf(o))
-	}
-	return out
-}
-
-// stale lists inventory objects that the desired ones no longer hold.
-func stale(inventory, desired []appliers.ObjectRef) []appliers.ObjectRef {
-	keep := map[string]bool{}
-	for _, r := range desired {
-		keep[r.Key()] = true
-	}
-	var out []appliers.ObjectRef
-	for _, r := range inventory {
-		if !keep[r.Key()] {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // prune deletes what left app st's desired state, over the whole revision:
 // objects another app declares are handed over, objects whose live copy no
 // longer names this agent and app are left alone (appliers.Prune). BCS
 // deployments (both applications) go through the paced engine, under the
 // same rules.
-func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
-	if len(refs) == 0 || !rev.pruneOK() {
+func (a *Agent) prune(ctx context.Context, rev *revision.Revision, st *state.App, refs []appliers.ObjectRef) (appliers.ChangeSet, error) {
+	if len(refs) == 0 || !rev.PruneOK() {
 		return nil, nil
 	}
 	var kube []appliers.ObjectRef
@@ -1034,11 +891,11 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 	var errs []error
 	owner := a.owner(st.Name)
 	for _, r := range refs {
-		if r.Group != bcsGroup || r.Kind != bcsKind {
+		if !revision.IsBCS(r) {
 			kube = append(kube, r)
 			continue
 		}
-		if app, ok := rev.lookup(r.Key()); ok {
+		if app, ok := rev.Lookup(r.Key()); ok {
 			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: handedOverPrefix + app})
 			continue
 		}
@@ -1056,12 +913,12 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: "not pruned: its applications are not owned by " + owner.String()})
 		}
 	}
-	elsewhere, err := a.claimedElsewhere(ctx, rev)
+	elsewhere, err := rev.ClaimedElsewhere(ctx, a.store, a.cfg.Name, a.applier.Canonical)
 	if err != nil {
 		return out, err
 	}
-	cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: owner, Refs: kube, Declared: rev.lookup,
-		ClaimedElsewhere: elsewhere, DeclaredNamespaces: rev.namespaces})
+	cs, err := a.applier.Prune(ctx, appliers.PruneRequest{Owner: owner, Refs: kube, Declared: rev.Lookup,
+		ClaimedElsewhere: elsewhere, DeclaredNamespaces: rev.Namespaces})
 	errs = append(errs, err)
 	a.mu.Lock()
 	for _, c := range cs {
@@ -1076,50 +933,6 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 	}
 	a.mu.Unlock()
 	return append(out, cs...), errors.Join(errs...)
-}
-
-// claimedElsewhere reads, once per pass (cached on rev), which objects
-// other agents sharing the state namespace list in their inventories:
-// neither of two agents declaring one object may delete it.
-func (a *Agent) claimedElsewhere(ctx context.Context, rev *revision) (func(string) (string, bool), error) {
-	a.elsewhere.Lock()
-	defer a.elsewhere.Unlock()
-	if a.elsewhere.rev == rev {
-		return a.elsewhere.claim, nil
-	}
-	all, err := a.store.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	claimed := map[string]string{}
-	for _, st := range all {
-		if st.Agent == a.cfg.Name {
-			continue
-		}
-		for _, r := range st.Inventory {
-			claimed[a.applier.Canonical(r).Key()] = appliers.Owner{Agent: st.Agent, App: st.Name}.String()
-		}
-	}
-	a.elsewhere.rev = rev
-	a.elsewhere.claim = func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }
-	return a.elsewhere.claim, nil
-}
-
-func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {
-	var out []appliers.ObjectRef
-	for _, s := range specs {
-		out = append(out, bcsRef(s.Namespace, s.Name))
-	}
-	return out
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 func appliedShort(st *state.App) string {

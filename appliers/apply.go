@@ -355,7 +355,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, p *
 	if errors.Is(err, ErrUnknownKind) {
 		// A kind whose CRD is in this revision (Prepare checked): it will
 		// be created.
-		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o))}, nil
+		return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o)), Desired: toSend(o)}, nil
 	}
 	if err != nil {
 		return Change{}, err
@@ -402,13 +402,14 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, p *
 		return a.refused(ctx, ri, c, err)
 	}
 	if live == nil {
-		c.Action, c.Diff = Created, UnifiedDiff(ref, nil, Normalize(dry))
+		c.Action, c.Diff, c.Desired = Created, UnifiedDiff(ref, nil, Normalize(dry)), dry
 		return c, nil
 	}
 	result, err := a.predict(ctx, ri, &c, dry)
 	if err != nil {
 		return Change{}, err
 	}
+	c.Desired = result
 	nl, nd := Normalize(live), Normalize(result)
 	if equalObjects(nl, nd) {
 		c.Action, c.Generation, c.ResourceVersion, c.Object = Unchanged, live.GetGeneration(), live.GetResourceVersion(), live
@@ -543,7 +544,7 @@ func (a *Applier) refused(ctx context.Context, ri dynamic.ResourceInterface, c C
 // name in it, which the dry run would merge into.
 func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured, since uint64) (Change, error) {
 	ref := RefOf(o)
-	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o))}
+	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o)), Desired: toSend(o)}
 	if a.StandInNamespace == "" {
 		return created, nil
 	}

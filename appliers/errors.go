@@ -113,3 +113,23 @@ func (e *ImmutableError) Error() string {
 }
 
 func (e *ImmutableError) Unwrap() error { return e.Err }
+
+// IsTransient reports an error that a retry may cure (the API server or
+// discovery unreachable, a timeout), as opposed to bad input: a kind the
+// server does not serve (ErrUnknownKind), a schema error (IsSchemaError),
+// or an API answer that is the same on every retry (NotFound, Forbidden,
+// AlreadyExists, Conflict, MethodNotSupported, UnsupportedMediaType,
+// RequestEntityTooLarge, NotAcceptable).
+func IsTransient(err error) bool {
+	if errors.Is(err, ErrUnknownKind) || IsSchemaError(err) {
+		return false
+	}
+	switch {
+	case apierrors.IsNotFound(err),
+		apierrors.IsForbidden(err), apierrors.IsAlreadyExists(err), apierrors.IsConflict(err),
+		apierrors.IsMethodNotSupported(err), apierrors.IsUnsupportedMediaType(err),
+		apierrors.IsRequestEntityTooLargeError(err), apierrors.IsNotAcceptable(err):
+		return false
+	}
+	return true
+}

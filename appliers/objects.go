@@ -122,12 +122,23 @@ type Change struct {
 	// "uid/gitpace's entry/content" (cache.go); hand it to the next Diff
 	// (WithFingerprints). "" when none could be made.
 	Fingerprint string `json:"-"`
+	// Desired is the object as Diff predicts Apply leaves it (the server's
+	// dry run, with the replicas hand-over and field takeover applied;
+	// for an object whose namespace or kind does not exist yet, the object
+	// as sent). Diff's unified diff is of Normalize(live) against
+	// Normalize(Desired). nil for Recreated, Deleted and Skipped changes.
+	// A Secret's values are not masked here: never print it.
+	Desired *unstructured.Unstructured `json:"-"`
 
 	// What Diff planned for Apply: the object to send, the live object,
 	// and the writes that come first (takeover.go, replicas.go).
 	send, live         *unstructured.Unstructured
 	takeover, handover bool
 }
+
+// Live is the live object Diff compared Desired with (nil when it did not
+// exist), as read before the dry run; nil after Apply.
+func (c Change) Live() *unstructured.Unstructured { return c.live }
 
 // ChangeSet is the outcome for a whole app.
 type ChangeSet []Change

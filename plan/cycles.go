@@ -7,6 +7,7 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // Cycle is one BCS update cycle of a planned rollout.
@@ -41,7 +42,7 @@ func (c Cycle) Action() string {
 		return fmt.Sprintf("scale %s (new already %d)", oldPart, c.NewTo)
 	case c.OldFrom == c.OldTo:
 		return "scale " + newPart
-	case c.Order == bcs.OrderDeleteFirst:
+	case c.Order == vocab.OrderDeleteFirst:
 		return fmt.Sprintf("scale %s, then %s", oldPart, newPart)
 	default:
 		return fmt.Sprintf("scale %s, then %s", newPart, oldPart)

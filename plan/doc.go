@@ -1,6 +1,6 @@
 // Package plan computes what merging a git revision would do, for reviewers
 // of a pull request (`gitpace plan`): per app, the object diff against the
-// live cluster (agent.Diff: server-side dry runs) and the rollout each change
+// live cluster (revision.Diff: server-side dry runs) and the rollout each change
 // triggers.
 //
 //   - A native Deployment whose pod template changes rolls in the steps of
@@ -11,7 +11,10 @@
 //     held by the app's sync windows, so the plan gives the earliest time
 //     the rollout can finish.
 //
-// The rollout math is pure and table-tested; Make is the only part that
-// reads git and the cluster, and it writes nothing to either. Text renders
-// a plan for a terminal, Markdown for a CI job to post on the pull request.
+// The rollout math is pure and table-tested; Make and Diff (the object diff
+// alone, for `gitpace diff`) are the only parts that read git and the
+// cluster, and they write nothing to either. The rollouts read the dry-run
+// objects the diff carries (appliers.Change.Desired), never the diff text.
+// Text renders a plan for a terminal, Markdown for a CI job to post on the
+// pull request.
 package plan

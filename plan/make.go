@@ -2,29 +2,30 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/gitpace/gitpace/agent"
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/bcs"
 	"github.com/gitpace/gitpace/sources/manifest"
+	"github.com/gitpace/gitpace/state"
 )
 
 // Config says what to plan against: the same source and cluster settings
 // as the agent's.
 type Config struct {
 	// AgentName is the identity of the agent whose apps are planned
-	// (agent.Config.Name; "" derives it from the source as the agent does).
+	// (agent.Config.Name, e.g. agent.DefaultName of the source); required.
 	AgentName string
 	// TakeoverManagers is agent.Config.TakeoverManagers (nil: the default).
 	TakeoverManagers []string
@@ -36,6 +37,69 @@ type Config struct {
 	DefaultNamespace string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+}
+
+// ObjectDiff is what `gitpace diff` prints: the object diffs of a
+// revision, without the rollouts.
+type ObjectDiff struct {
+	Revision sources.Revision
+	Apps     []revision.AppDiff
+	// Warning is revision.StateWarning: "" unless the state of the agent
+	// is missing from the state namespace.
+	Warning string
+}
+
+// Diff diffs revision rev (a branch, tag or commit; "" is the branch head)
+// against the live cluster, as the agent cfg.AgentName would apply it
+// (revision.Diff). It writes nothing.
+func Diff(ctx context.Context, cfg Config, rev string) (*ObjectDiff, error) {
+	snap, err := cfg.Source.SnapshotAt(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	return diff(ctx, cfg, snap)
+}
+
+func diff(ctx context.Context, cfg Config, snap *sources.Snapshot) (*ObjectDiff, error) {
+	c, err := cfg.cluster()
+	if err != nil {
+		return nil, err
+	}
+	out := &ObjectDiff{Revision: snap.Revision, Warning: revision.StateWarning(ctx, c.Store, c.Agent)}
+	if out.Apps, err = revision.Diff(ctx, c, snap); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// cluster connects to cfg's cluster as the agent does (agent.New): the
+// applier with the agent's default namespace and takeover managers, dry
+// runs of objects in a namespace the revision creates made in the state
+// namespace, and the agent's state store. It makes no request.
+func (cfg Config) cluster() (revision.Cluster, error) {
+	if cfg.AgentName == "" {
+		return revision.Cluster{}, errors.New("plan: Config.AgentName is required")
+	}
+	ap, err := appliers.New(cfg.Rest)
+	if err != nil {
+		return revision.Cluster{}, err
+	}
+	if cfg.DefaultNamespace != "" {
+		ap.DefaultNamespace = cfg.DefaultNamespace
+	}
+	if cfg.TakeoverManagers != nil {
+		if err := appliers.CheckTakeoverManagers(cfg.TakeoverManagers); err != nil {
+			return revision.Cluster{}, err
+		}
+		ap.TakeoverManagers = cfg.TakeoverManagers
+	}
+	kube, err := kubernetes.NewForConfig(cfg.Rest)
+	if err != nil {
+		return revision.Cluster{}, err
+	}
+	store := state.NewStore(kube, cfg.StateNamespace)
+	ap.StandInNamespace = store.Namespace
+	return revision.Cluster{Applier: ap, Store: store, Agent: cfg.AgentName}, nil
 }
 
 // Make plans revision rev (a branch, tag or commit; "" is the branch head):
@@ -53,17 +117,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	ag, err := agent.New(agent.Config{Name: cfg.AgentName, TakeoverManagers: cfg.TakeoverManagers, Source: cfg.Source, Rest: cfg.Rest,
-		StateNamespace: cfg.StateNamespace, DefaultNamespace: cfg.DefaultNamespace})
-	if err != nil {
-		return nil, err
-	}
-	warning := ag.StateWarning(ctx)
-	revision, diffs, err := ag.Diff(ctx, snap.Revision.Commit)
-	if err != nil {
-		return nil, err
-	}
-	ap, err := appliers.New(cfg.Rest)
+	d, err := diff(ctx, cfg, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +125,8 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), applier: ap, kube: kube}
-	p := &Plan{Revision: revision, Now: m.now, Warning: warning}
+	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), kube: kube}
+	p := &Plan{Revision: d.Revision, Now: m.now, Warning: d.Warning}
 	if m.policy, err = policies.ConfigFromFiles(snap.Files); err != nil {
 		p.Error = err.Error()
 	}
@@ -81,8 +135,8 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	for i := range loaded {
 		apps[loaded[i].Name] = &loaded[i]
 	}
-	for _, d := range diffs {
-		a, err := m.app(ctx, d, apps[d.App])
+	for _, ad := range d.Apps {
+		a, err := m.app(ctx, ad, apps[ad.App])
 		if err != nil {
 			return nil, err
 		}
@@ -93,15 +147,14 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 
 // maker holds what planning the apps of one revision needs.
 type maker struct {
-	now     time.Time
-	policy  *policies.Config // nil when gitpace.yaml is invalid
-	applier *appliers.Applier
-	kube    kubernetes.Interface
+	now    time.Time
+	policy *policies.Config // nil when gitpace.yaml is invalid
+	kube   kubernetes.Interface
 }
 
 // app plans one app; app is nil when the app left git (its objects are
 // pruned).
-func (m *maker) app(ctx context.Context, d agent.AppDiff, app *manifest.App) (AppPlan, error) {
+func (m *maker) app(ctx context.Context, d revision.AppDiff, app *manifest.App) (AppPlan, error) {
 	a := AppPlan{App: d.App, Error: d.Error, Changes: d.Changes}
 	var errs []string
 	if a.Error != "" {
@@ -111,15 +164,7 @@ func (m *maker) app(ctx context.Context, d agent.AppDiff, app *manifest.App) (Ap
 		if !isDeployment(c.Ref) || c.Action == appliers.Unchanged {
 			continue
 		}
-		var live *unstructured.Unstructured
-		if c.Action == appliers.Configured {
-			u, err := m.applier.Get(ctx, c.Ref)
-			if err != nil {
-				return a, fmt.Errorf("%s: %w", c.Ref, err)
-			}
-			live = u
-		}
-		r, err := deploymentRollout(c, live)
+		r, err := deploymentRollout(c, c.Live())
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -165,10 +210,7 @@ func (m *maker) windows(app string) *Windows {
 
 // bcs plans the rollout of BCS deployment d against its live ReplicaSets.
 func (m *maker) bcs(ctx context.Context, d *bcs.Deployment, w *Windows) (Rollout, error) {
-	// The rollout engine's selector (appliers/paced): ReplicaSets it does
-	// not manage are none of its applications.
-	sel := labels.Set{bcs.LabelDeployment: d.Name(), appliers.ManagedByLabel: appliers.ManagedByValue}.String()
-	rss, err := m.kube.AppsV1().ReplicaSets(d.Namespace()).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	rss, err := m.kube.AppsV1().ReplicaSets(d.Namespace()).List(ctx, metav1.ListOptions{LabelSelector: paced.Selector(d.Name())})
 	if err != nil {
 		return Rollout{}, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", d.Namespace(), d.Name(), err)
 	}

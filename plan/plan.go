@@ -16,7 +16,7 @@ type Plan struct {
 	// the agent would reject for every app.
 	Error string `json:"error,omitempty"`
 	// Warning says when what gitpace knows of the cluster may be missing
-	// (agent.Agent.StateWarning): the plan then shows false changes.
+	// (revision.StateWarning): the plan then shows false changes.
 	Warning string    `json:"warning,omitempty"`
 	Apps    []AppPlan `json:"apps"`
 }

@@ -53,7 +53,7 @@ func TestPlanSeed(t *testing.T) {
 	rc := testenv.Config(t)
 	counter := testenv.CountWrites(rc)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	cfg := plan.Config{Source: src, Rest: rc, StateNamespace: ns, DefaultNamespace: ns, Now: func() time.Time { return now }}
+	cfg := plan.Config{AgentName: ag.Name(), Source: src, Rest: rc, StateNamespace: ns, DefaultNamespace: ns, Now: func() time.Time { return now }}
 	planAt := func(t *testing.T, rev string) (*plan.Plan, string, string) {
 		t.Helper()
 		p, err := plan.Make(ctx, cfg, rev)

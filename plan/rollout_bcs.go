@@ -2,13 +2,13 @@ package plan
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // application is one live BCS application (a ReplicaSet labelled with
@@ -30,7 +30,7 @@ func liveApplications(rss []appsv1.ReplicaSet) []application {
 			continue
 		}
 		out = append(out, application{name: rs.Name, replicas: replicasOf(rs.Spec.Replicas),
-			hash: rs.Annotations[bcs.AnnotationTemplateHash], created: rs.CreationTimestamp.Time})
+			hash: rs.Annotations[vocab.AnnotationTemplateHash], created: rs.CreationTimestamp.Time})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].created.Equal(out[j].created) {
@@ -40,8 +40,6 @@ func liveApplications(rss []appsv1.ReplicaSet) []application {
 	})
 	return out
 }
-
-var versionSuffix = regexp.MustCompile(`-v[0-9]+$`)
 
 // bcsRollout plans what deployment d does given its live ReplicaSets, from
 // now, within windows w (see package doc and appliers/paced's rules):
@@ -63,7 +61,7 @@ func bcsRollout(d *bcs.Deployment, rss []appsv1.ReplicaSet, now time.Time, w *Wi
 	}
 	hash, instance := d.TemplateHash(), d.Instance()
 	apps := liveApplications(rss)
-	newApp := versionSuffix.ReplaceAllString(d.Name(), "") + "-v<unix seconds>"
+	newApp := vocab.BaseName(d.Name()) + "-v<unix seconds>"
 	roll := func(newR, oldR int32) {
 		r.Cycles = BCSCycles(newR, oldR, instance, s, now, w)
 		if n := len(r.Cycles); n > 0 {

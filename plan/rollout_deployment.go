@@ -1,14 +1,14 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/gitpace/gitpace/appliers"
 )
@@ -19,16 +19,14 @@ func isDeployment(ref appliers.ObjectRef) bool {
 }
 
 // deploymentRollout plans what change c of a Deployment rolls. live is the
-// live object as appliers.Applier.Get returns it; it is only read for a
-// Configured change.
+// live object the change was diffed against (appliers.Change.Live); it is
+// only read for a Configured change.
 //
-// A Deployment rolls only when its pod template changes. The change's diff
-// is of the normalized live object against the normalized server-side dry
-// run, so applying it to the normalized live object gives the dry-run
-// result (server defaults included) exactly: its spec.template is compared
-// with the live one, and its replicas and strategy drive the steps. If the
-// live object changed since the diff was taken the diff does not apply and
-// the plan says so (errStale).
+// A Deployment rolls only when its pod template changes. c.Desired is the
+// server-side dry run's result as Apply will leave the object (server
+// defaults included), the very object c.Diff shows against the live one:
+// its spec.template is compared with the live one, normalized both, and its
+// replicas and strategy drive the steps.
 func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Rollout, error) {
 	r := Rollout{Kind: "Deployment", Namespace: c.Ref.Namespace, Name: c.Ref.Name}
 	switch c.Action {
@@ -36,9 +34,9 @@ func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Roll
 		r.Summary, r.Changed = "deleted (pruned): its pods are deleted", true
 		return r, nil
 	case appliers.Created:
-		desired, _, err := dryRunResult(nil, c.Diff)
+		desired, err := asDeployment(c.Desired)
 		if err != nil {
-			return r, fmt.Errorf("%s: %w", c.Ref, err)
+			return r, fmt.Errorf("%s: dry-run result: %w", c.Ref, err)
 		}
 		replicas := replicasOf(desired.Spec.Replicas)
 		r.Summary, r.Changed = fmt.Sprintf("created: starts %s (no rolling update)", plural(int(replicas), "pod")), replicas > 0
@@ -52,17 +50,18 @@ func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Roll
 		return r, nil
 	}
 	if live == nil {
-		return r, fmt.Errorf("%s: %w", c.Ref, errStale)
+		return r, fmt.Errorf("%s: the diff holds no live object", c.Ref)
 	}
-	liveObj := appliers.Normalize(live)
-	desired, templateChanged, err := dryRunResult(liveObj, c.Diff)
+	desired, err := asDeployment(c.Desired)
 	if err != nil {
-		return r, fmt.Errorf("%s: %w", c.Ref, err)
+		return r, fmt.Errorf("%s: dry-run result: %w", c.Ref, err)
 	}
-	var current appsv1.Deployment
-	if err := fromUnstructured(liveObj, &current); err != nil {
+	current, err := asDeployment(live)
+	if err != nil {
 		return r, fmt.Errorf("%s: live object: %w", c.Ref, err)
 	}
+	templateChanged := !reflect.DeepEqual(
+		nested(appliers.Normalize(live), "spec", "template"), nested(appliers.Normalize(c.Desired), "spec", "template"))
 	from, to := replicasOf(current.Spec.Replicas), replicasOf(desired.Spec.Replicas)
 	if !templateChanged {
 		if from != to {
@@ -90,48 +89,22 @@ func deploymentRollout(c appliers.Change, live *unstructured.Unstructured) (Roll
 	return r, nil
 }
 
-// dryRunResult applies diff to the normalized live object (nil: none) and
-// returns the result as a Deployment, and whether spec.template differs.
-func dryRunResult(liveObj *unstructured.Unstructured, diff string) (*appsv1.Deployment, bool, error) {
-	var from []string
-	if liveObj != nil {
-		b, err := yaml.Marshal(liveObj.Object) // as appliers.UnifiedDiff renders it
-		if err != nil {
-			return nil, false, err
-		}
-		from = strings.Split(string(b), "\n")
-	}
-	to, err := applyUnifiedDiff(from, diff)
-	if err != nil {
-		return nil, false, err
-	}
-	var fromMap, toMap map[string]any
-	if err := yaml.Unmarshal([]byte(strings.Join(from, "\n")), &fromMap); err != nil {
-		return nil, false, err
-	}
-	text := []byte(strings.Join(to, "\n"))
-	if err := yaml.Unmarshal(text, &toMap); err != nil {
-		return nil, false, fmt.Errorf("dry-run result: %w", err)
-	}
-	var d appsv1.Deployment
-	if err := yaml.Unmarshal(text, &d); err != nil {
-		return nil, false, fmt.Errorf("dry-run result: %w", err)
-	}
-	changed := !reflect.DeepEqual(nested(fromMap, "spec", "template"), nested(toMap, "spec", "template"))
-	return &d, changed, nil
-}
-
-func nested(m map[string]any, path ...string) any {
-	v, _, _ := unstructured.NestedFieldNoCopy(m, path...)
+func nested(u *unstructured.Unstructured, path ...string) any {
+	v, _, _ := unstructured.NestedFieldNoCopy(u.Object, path...)
 	return v
 }
 
-func fromUnstructured(u *unstructured.Unstructured, d *appsv1.Deployment) error {
-	b, err := yaml.Marshal(u.Object)
-	if err != nil {
-		return err
+// asDeployment converts u to a typed Deployment; nil is an error (a Change
+// read back from JSON carries no objects).
+func asDeployment(u *unstructured.Unstructured) (*appsv1.Deployment, error) {
+	if u == nil {
+		return nil, errors.New("no object")
 	}
-	return yaml.Unmarshal(b, d)
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 // replicasOf is spec.replicas with the API's default of 1.

@@ -1,14 +1,11 @@
 package plan
 
 import (
-	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/pmezard/go-difflib/difflib"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // seedDeployment is testdata/seed/test1-1-0.yaml as the API server returns
@@ -56,12 +54,13 @@ func obj(t *testing.T, y string) *unstructured.Unstructured {
 	return u
 }
 
-// configured is the Change agent.Diff reports when the dry run of the
-// desired object gives dry.
+// configured is the Change revision.Diff reports when the dry run of the
+// desired object gives dry (the live object goes to deploymentRollout
+// alongside, as appliers.Change.Live).
 func configured(live, dry *unstructured.Unstructured) appliers.Change {
 	ref := appliers.RefOf(live)
 	return appliers.Change{Ref: ref, Action: appliers.Configured,
-		Diff: appliers.UnifiedDiff(ref, appliers.Normalize(live), appliers.Normalize(dry))}
+		Diff: appliers.UnifiedDiff(ref, appliers.Normalize(live), appliers.Normalize(dry)), Desired: dry}
 }
 
 // setContainer sets a field of the Deployment's first container.
@@ -125,21 +124,10 @@ func TestDeploymentRollout(t *testing.T) {
 	}
 }
 
-func TestDeploymentRolloutStale(t *testing.T) {
-	live := obj(t, seedDeployment)
-	dry := live.DeepCopy()
-	_ = unstructured.SetNestedField(dry.Object, int64(5), "spec", "replicas")
-	c := configured(live, dry)
-	_ = unstructured.SetNestedField(live.Object, int64(4), "spec", "replicas") // someone scaled it meanwhile
-	if _, err := deploymentRollout(c, live); !errors.Is(err, errStale) {
-		t.Fatalf("err = %v, want errStale", err)
-	}
-}
-
 func TestDeploymentRolloutCreated(t *testing.T) {
 	dry := appliers.Normalize(obj(t, seedDeployment))
 	ref := appliers.RefOf(dry)
-	c := appliers.Change{Ref: ref, Action: appliers.Created, Diff: appliers.UnifiedDiff(ref, nil, dry)}
+	c := appliers.Change{Ref: ref, Action: appliers.Created, Diff: appliers.UnifiedDiff(ref, nil, dry), Desired: dry}
 	r, err := deploymentRollout(c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -147,37 +135,6 @@ func TestDeploymentRolloutCreated(t *testing.T) {
 	if want := "created: starts 3 pods (no rolling update)"; r.Summary != want || len(r.Steps) != 0 {
 		t.Errorf("got %q with %d steps, want %q", r.Summary, len(r.Steps), want)
 	}
-}
-
-func TestApplyUnifiedDiff(t *testing.T) {
-	from := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", ""}
-	to := []string{"a", "B", "c", "d", "e", "f", "g", "h", "i", "j", "k", ""}
-	text := unified(from, to)
-	got, err := applyUnifiedDiff(from, text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(to, got); d != "" {
-		t.Errorf("applying\n%s(-want +got):\n%s", text, d)
-	}
-	if got, err := applyUnifiedDiff(nil, unified(nil, to)); err != nil || cmp.Diff(to, got) != "" {
-		t.Errorf("from nothing: %q, %v", got, err)
-	}
-	if _, err := applyUnifiedDiff([]string{"a", "x", "c"}, text); !errors.Is(err, errStale) {
-		t.Errorf("on other text: err = %v, want errStale", err)
-	}
-}
-
-// unified renders a diff of lines as appliers.UnifiedDiff does.
-func unified(from, to []string) string {
-	split := func(l []string) []string {
-		if l == nil {
-			return nil
-		}
-		return difflib.SplitLines(strings.Join(l, "\n"))
-	}
-	s, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{A: split(from), B: split(to), FromFile: "a", ToFile: "b", Context: 3})
-	return strings.TrimRight(s, "\n") + "\n"
 }
 
 // seedBCS parses testdata/seed/test1-1-0.json, or test1-1-1.json for "v1.1.1".
@@ -202,7 +159,7 @@ func seedBCS(t *testing.T, version string) *bcs.Deployment {
 // replicas pods, created hours after t0.
 func liveRS(name string, replicas int32, d *bcs.Deployment, hours int) appsv1.ReplicaSet {
 	return appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{bcs.AnnotationTemplateHash: d.TemplateHash()},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{vocab.AnnotationTemplateHash: d.TemplateHash()},
 			CreationTimestamp: metav1.NewTime(t0.Add(time.Duration(hours) * time.Hour))},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas},
 	}

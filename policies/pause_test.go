@@ -36,11 +36,18 @@ func TestPauseGate(t *testing.T) {
 			&Held{Gate: "pause", Reason: "paused by payments/PAUSE: freeze"},
 		},
 		{
-			"nearest marker gives the reason",
+			"the marker nearest the root gives the reason (manifest.Pauses.For, as App.Pause)",
 			map[string][]byte{"PAUSE": []byte("all"), "payments/api/PAUSE": []byte("just api")},
 			"payments/api",
-			&Held{Gate: "pause", Reason: "paused by payments/api/PAUSE: just api"},
+			&Held{Gate: "pause", Reason: "paused by PAUSE: all"},
 		},
+		{
+			"a UTF-16 reason is decoded as manifests are",
+			map[string][]byte{"web/PAUSE": {0xff, 0xfe, 'd', 0, 'b', 0, '\n', 0}},
+			"web",
+			&Held{Gate: "pause", Reason: "paused by web/PAUSE: db"},
+		},
+		{"a marker in a hidden directory pauses nothing", map[string][]byte{".github/PAUSE": nil}, ".github", nil},
 		{"marker in a sibling with a common prefix", map[string][]byte{"pay/PAUSE": nil}, "payments/api", nil},
 	}
 	for _, tt := range tests {

@@ -12,8 +12,21 @@ import (
 // File names of the repository layout gitpace reads (see package manifest)
 // and writes (see Pause, Resume and Promote).
 const (
-	// PauseFile in an app directory pauses that app; at the root of the
-	// source path it pauses every app. Its text is the reason.
+	// PauseFile is the PAUSE marker. This is its whole rule; the code that
+	// applies each part is named.
+	//   - Where: in a directory below the source path it pauses every app at
+	//     or below that directory; at the root of the source path, every app.
+	//     With several, the one nearest the root is reported
+	//     (manifest.Pauses.For, the one place that decides).
+	//   - Reason: its first non-empty line, trimmed (manifest.FindPauses);
+	//     `gitpace pause --reason` writes it (Pause).
+	//   - What it freezes, while committed: no newer revision of the app is
+	//     applied, rollbacks included (policies.PauseGate); the app's
+	//     Deployments rolling out are paused with spec.paused (the agent's
+	//     freeze); a BCS rollout finishes the cycle in flight and starts no
+	//     other (package paced, Controls.Paused), though a revert still
+	//     cancels it. Removing it (`gitpace resume`, Resume) unpauses, then
+	//     the newest revision goes on.
 	PauseFile = "PAUSE"
 	// PromoteFile in an app directory approves manual rollout cycles; its
 	// content is a Promotion in YAML.

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // specFromBCS is what the agent does with a parsed BCS deployment: the
@@ -58,12 +59,12 @@ func TestBCSSeedManifests(t *testing.T) {
 	if diff := cmp.Diff(flatten(cycles), r.steps(since, roles)); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
-	if _, errs := checkCycles(r.events(), since, cycles, CreateFirst, upgrade); len(errs) > 0 {
+	if _, errs := checkCycles(r.events(), since, cycles, vocab.OrderCreateFirst, upgrade); len(errs) > 0 {
 		t.Error(errs)
 	}
 	for _, p := range r.pods.Snapshot() {
-		if p.Labels[LabelApplication] != st.Apps[0].Name || p.Spec.Containers[0].Ports[0].ContainerPort != 8888 {
-			t.Errorf("pod %s: application %q, port %d", p.Name, p.Labels[LabelApplication], p.Spec.Containers[0].Ports[0].ContainerPort)
+		if p.Labels[vocab.LabelApplication] != st.Apps[0].Name || p.Spec.Containers[0].Ports[0].ContainerPort != 8888 {
+			t.Errorf("pod %s: application %q, port %d", p.Name, p.Labels[vocab.LabelApplication], p.Spec.Containers[0].Ports[0].ContainerPort)
 		}
 	}
 }

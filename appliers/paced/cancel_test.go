@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // TestCancelByRevert: reverting the template mid-rollout deletes the new
@@ -16,9 +18,9 @@ func TestCancelByRevert(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := shared(&Engine{Client: r.cs, Poll: 2 * time.Second})
-	v0 := seedSpec(r.ns, "v1.1.0", 4, 1, 1, CreateFirst, upgrade, false)
+	v0 := seedSpec(r.ns, "v1.1.0", 4, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	since := deploy(ctx, r, e, v0)
-	v1 := seedSpec(r.ns, "v1.1.1", 4, 1, 1, CreateFirst, upgrade, false)
+	v1 := seedSpec(r.ns, "v1.1.1", 4, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	r.drive(ctx, e, v1, &Controls{}, func(s Status) bool { return s.Cycle == 2 && s.Phase == PhaseIdle })
 
 	v0.Revision = "commit-revert"
@@ -45,11 +47,11 @@ func TestNewerTemplateMidRollout(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := shared(&Engine{Client: r.cs, Poll: 2 * time.Second})
-	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 2, 1, 1, CreateFirst, upgrade, false))
-	v1 := seedSpec(r.ns, "v1.1.1", 2, 1, 1, CreateFirst, upgrade, false)
+	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 2, 1, 1, vocab.OrderCreateFirst, upgrade, false))
+	v1 := seedSpec(r.ns, "v1.1.1", 2, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	first := r.drive(ctx, e, v1, &Controls{}, func(s Status) bool { return s.Cycle == 1 && s.Phase == PhaseIdle }).Rollout
 
-	v2 := seedSpec(r.ns, "v1.1.2", 2, 1, 1, CreateFirst, upgrade, false)
+	v2 := seedSpec(r.ns, "v1.1.2", 2, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	st := r.drive(ctx, e, v2, &Controls{}, isDone)
 	r.waitPods(ctx, 2, "v1.1.2")
 	names := map[string]string{"test": "old", first: "first"}

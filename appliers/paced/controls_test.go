@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // TestManualPromotes: with rollingManually the first cycle runs, then every
@@ -19,8 +21,8 @@ func TestManualPromotes(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := shared(&Engine{Client: r.cs, Poll: 2 * time.Second})
-	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 4, 1, 1, CreateFirst, upgrade, false))
-	spec := seedSpec(r.ns, "v1.1.1", 4, 1, 1, CreateFirst, upgrade, false)
+	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 4, 1, 1, vocab.OrderCreateFirst, upgrade, false))
+	spec := seedSpec(r.ns, "v1.1.1", 4, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	spec.Strategy.Manually = true
 
 	c := &Controls{Promote: &Promote{Rollout: "test-v1000000000", Cycles: 9}} // a stale PROMOTE of an older rollout
@@ -73,8 +75,8 @@ func TestPauseMidCycle(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := shared(&Engine{Client: r.cs, Poll: 2 * time.Second})
-	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 3, 1, 1, CreateFirst, upgrade, false))
-	spec := seedSpec(r.ns, "v1.1.1", 3, 1, 1, CreateFirst, upgrade, false)
+	since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false))
+	spec := seedSpec(r.ns, "v1.1.1", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	spec.Template.Spec.Template.Annotations = map[string]string{"pod-ready.stage.kwok.x-k8s.io/delay": "3s"}
 
 	c := &Controls{}
@@ -105,7 +107,7 @@ func TestPauseMidCycle(t *testing.T) {
 	if diff := cmp.Diff(flatten(cycles), r.steps(since, roles)); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
-	if _, errs := checkCycles(r.events(), since, cycles, CreateFirst, upgrade); len(errs) > 0 {
+	if _, errs := checkCycles(r.events(), since, cycles, vocab.OrderCreateFirst, upgrade); len(errs) > 0 {
 		t.Error(errors.Join(errs...))
 	}
 }
@@ -119,9 +121,9 @@ func TestSuspendThenRevert(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := shared(&Engine{Client: r.cs, Poll: 2 * time.Second})
-	v0 := seedSpec(r.ns, "v1.1.0", 3, 1, 1, CreateFirst, upgrade, false)
+	v0 := seedSpec(r.ns, "v1.1.0", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	since := deploy(ctx, r, e, v0)
-	broken := seedSpec(r.ns, "v1.1.1", 3, 1, 1, CreateFirst, upgrade, false)
+	broken := seedSpec(r.ns, "v1.1.1", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	broken.Template.Spec.Template.Labels["gitpace.dev/never-ready"] = "true"
 	broken.TemplateHash += "-never-ready"
 

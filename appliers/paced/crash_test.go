@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 var errCrash = errors.New("crash after persisting")
@@ -24,9 +26,9 @@ func TestKillInEachPhase(t *testing.T) {
 		order                        string
 		cycles                       [][]string
 	}{
-		{name: "CreateFirst", instance: 3, surge: 2, unavailable: 1, order: CreateFirst,
+		{name: "CreateFirst", instance: 3, surge: 2, unavailable: 1, order: vocab.OrderCreateFirst,
 			cycles: [][]string{{"new 2", "old 2"}, {"new 3", "old 1"}, {"old 0"}}},
-		{name: "DeleteFirst", instance: 3, surge: 1, unavailable: 2, order: DeleteFirst,
+		{name: "DeleteFirst", instance: 3, surge: 1, unavailable: 2, order: vocab.OrderDeleteFirst,
 			cycles: [][]string{{"old 1", "new 1"}, {"old 0", "new 2"}, {"new 3"}}},
 	}
 	for _, tc := range cases {
@@ -99,9 +101,9 @@ func TestKillDuringCancel(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	k := newKiller(r)
-	v0 := seedSpec(r.ns, "v1.1.0", 3, 1, 1, CreateFirst, upgrade, false)
+	v0 := seedSpec(r.ns, "v1.1.0", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	since := deploy(ctx, r, k.engine, v0)
-	v1 := seedSpec(r.ns, "v1.1.1", 3, 1, 1, CreateFirst, upgrade, false)
+	v1 := seedSpec(r.ns, "v1.1.1", 3, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	r.drive(ctx, k.engine, v1, &Controls{}, func(s Status) bool { return s.Cycle == 1 && s.Phase == PhaseIdle })
 	k.killed = map[string]int{}
 	st := r.drive(ctx, k.engine, v0, &Controls{}, isDone)

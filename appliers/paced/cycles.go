@@ -1,15 +1,10 @@
 package paced
 
 import (
-	"regexp"
-	"strconv"
 	"time"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
-
-// maxNameLen keeps "<name>-v<10-digit unix seconds>" a DNS-1123 label.
-const maxNameLen = 63 - len("-v1562517103")
-
-var versionSuffix = regexp.MustCompile(`-v[0-9]+$`)
 
 // appName is the name of the application a rollout started at now creates:
 // "<deployment>-v<unix seconds>", after stripping a "-v<digits>" suffix so
@@ -17,9 +12,8 @@ var versionSuffix = regexp.MustCompile(`-v[0-9]+$`)
 // already taken (by Base, New or any ReplicaSet, even one being deleted)
 // moves to the next second.
 func appName(deployment string, now time.Time, taken func(string) bool) string {
-	base := versionSuffix.ReplaceAllString(deployment, "")
 	for s := now.Unix(); ; s++ {
-		if name := base + "-v" + strconv.FormatInt(s, 10); !taken(name) {
+		if name := vocab.ApplicationName(deployment, s); !taken(name) {
 			return name
 		}
 	}

@@ -157,7 +157,7 @@ func (e *Engine) act(ctx context.Context, spec Spec, d Decision) error {
 // garbage collector removes the pods.
 func (e *Engine) Delete(ctx context.Context, ns, name string, owns func(metav1.Object) bool) (bool, error) {
 	rss := e.Client.AppsV1().ReplicaSets(ns)
-	list, err := rss.List(ctx, metav1.ListOptions{LabelSelector: selector(name)})
+	list, err := rss.List(ctx, metav1.ListOptions{LabelSelector: Selector(name)})
 	if err != nil {
 		return false, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", ns, name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // upgrade is the upgradeDuration of the integration tests.
@@ -41,13 +42,13 @@ func TestSeedRollingUpdate(t *testing.T) {
 		cycles                       [][]string
 		maxPods, minReady            int
 	}{
-		{name: "seed instance 2 surge 1 unavailable 1 CreateFirst UNIQUE", instance: 2, surge: 1, unavailable: 1, order: CreateFirst, unique: true,
+		{name: "seed instance 2 surge 1 unavailable 1 CreateFirst UNIQUE", instance: 2, surge: 1, unavailable: 1, order: vocab.OrderCreateFirst, unique: true,
 			cycles: [][]string{{"new 1", "old 1"}, {"new 2", "old 0"}}, maxPods: 3, minReady: 2},
-		{name: "instance 2 surge 1 unavailable 1 DeleteFirst", instance: 2, surge: 1, unavailable: 1, order: DeleteFirst,
+		{name: "instance 2 surge 1 unavailable 1 DeleteFirst", instance: 2, surge: 1, unavailable: 1, order: vocab.OrderDeleteFirst,
 			cycles: [][]string{{"old 1", "new 1"}, {"old 0", "new 2"}}, maxPods: 2, minReady: 1},
-		{name: "instance 5 surge 2 unavailable 2 CreateFirst", instance: 5, surge: 2, unavailable: 2, order: CreateFirst,
+		{name: "instance 5 surge 2 unavailable 2 CreateFirst", instance: 5, surge: 2, unavailable: 2, order: vocab.OrderCreateFirst,
 			cycles: [][]string{{"new 2", "old 3"}, {"new 4", "old 1"}, {"new 5", "old 0"}}, maxPods: 7, minReady: 5},
-		{name: "instance 5 surge 2 unavailable 1 DeleteFirst", instance: 5, surge: 2, unavailable: 1, order: DeleteFirst,
+		{name: "instance 5 surge 2 unavailable 1 DeleteFirst", instance: 5, surge: 2, unavailable: 1, order: vocab.OrderDeleteFirst,
 			cycles: [][]string{{"old 4", "new 2"}, {"old 3", "new 4"}, {"old 2", "new 5"}, {"old 1"}, {"old 0"}}, maxPods: 7, minReady: 4},
 	}
 	for _, tc := range cases {
@@ -61,7 +62,7 @@ func TestSeedRollingUpdate(t *testing.T) {
 			since := deploy(ctx, r, e, seedSpec(r.ns, "v1.1.0", tc.instance, tc.surge, tc.unavailable, tc.order, upgrade, tc.unique))
 
 			v1 := seedSpec(r.ns, "v1.1.1", tc.instance, tc.surge, tc.unavailable, tc.order, upgrade, tc.unique)
-			pw := testenv.WatchPods(t, r.cs, r.ns, LabelDeployment+"=test")
+			pw := testenv.WatchPods(t, r.cs, r.ns, vocab.LabelDeployment+"=test")
 			rolled := time.Now()
 			st := r.drive(ctx, e, v1, &Controls{}, isDone)
 			took := time.Since(rolled)

@@ -8,6 +8,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // t0 is the second of the seed's update: the new application is test-v1562517103.
@@ -39,9 +41,9 @@ func testTemplate(image string, podAnnotations map[string]string) *appsv1.Replic
 	return &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"appname": "test"}},
 		Spec: appsv1.ReplicaSetSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: "test", LabelApplication: "test"}},
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{vocab.LabelDeployment: "test", vocab.LabelApplication: "test"}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"appname": "test", LabelDeployment: "test", LabelApplication: "test"},
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"appname": "test", vocab.LabelDeployment: "test", vocab.LabelApplication: "test"},
 					Annotations: podAnnotations},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "test", Image: image}}},
 			},

@@ -7,15 +7,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // TestNext walks every rule of the package doc with one explicit decision
 // each. Reasons are checked for a telling phrase only.
 func TestNext(t *testing.T) {
-	cf := testSpec(4, 2, 1, CreateFirst, hashV1) // the worked example, rolling to v1.1.1
+	cf := testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV1) // the worked example, rolling to v1.1.1
 	cf.Strategy.UpgradeDuration = time.Minute
 	df := cf
-	df.Strategy.Order = DeleteFirst
+	df.Strategy.Order = vocab.OrderDeleteFirst
 	manual := cf
 	manual.Strategy.Manually = true
 
@@ -101,7 +103,7 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "after a finished rollout a revert is an ordinary rolling update",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV0), obs: obs(app(newApp, 4, 4, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), obs: obs(app(newApp, 4, 4, hashV1)),
 			st: State{Phase: PhaseSteady, Base: newApp, BaseHash: hashV1, BaseInstance: 4, BaseRevision: "rev-" + hashV1, Revision: "rev-" + hashV1},
 			c:  Controls{Now: at(time.Hour)},
 			want: Decision{Action: Create, App: "test-v1562520703", Status: StatusRollingUpdate,
@@ -328,7 +330,7 @@ func TestNext(t *testing.T) {
 		// --- cancel and restart
 		{
 			name: "revert mid-rollout: the old application is restored to its instance count at once",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV0), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
 			st: with(afterCycle1), c: Controls{Now: at(20 * time.Second)},
 			want: Decision{Action: Scale, App: "test", Replicas: 4, Status: StatusRollingUpdate,
 				State: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) })},
@@ -336,7 +338,7 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "revert mid-rollout: then the new application is deleted",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV0), obs: obs(app("test", 4, 3, hashV0), app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), obs: obs(app("test", 4, 3, hashV0), app(newApp, 2, 2, hashV1)),
 			st: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) }),
 			c:  Controls{Now: at(21 * time.Second)},
 			want: Decision{Action: Delete, App: newApp, Status: StatusRollingUpdate,
@@ -344,21 +346,21 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "revert while paused or suspended still cancels",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV0), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
 			st: with(afterCycle1), c: Controls{Now: at(20 * time.Second), Paused: true},
 			want: Decision{Action: Scale, App: "test", Replicas: 4, Status: StatusRollingUpdate,
 				State: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) })},
 		},
 		{
 			name: "revert with the old application gone: it is recreated from the spec",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV0), obs: obs(app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), obs: obs(app(newApp, 2, 2, hashV1)),
 			st: with(afterCycle1), c: Controls{Now: at(20 * time.Second)},
 			want: Decision{Action: Create, App: "test", Replicas: 4, Status: StatusRollingUpdate,
 				State: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) })},
 		},
 		{
 			name: "newer template mid-rollout: the old application is restored first (never three applications)",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV2), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV2), obs: obs(app("test", 3, 3, hashV0), app(newApp, 2, 2, hashV1)),
 			st: with(afterCycle1), c: Controls{Now: at(20 * time.Second)},
 			want: Decision{Action: Scale, App: "test", Replicas: 4, Status: StatusRollingUpdate,
 				State: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) })},
@@ -366,7 +368,7 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "newer template mid-rollout: then the in-flight application is deleted",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV2), obs: obs(app("test", 4, 4, hashV0), app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV2), obs: obs(app("test", 4, 4, hashV0), app(newApp, 2, 2, hashV1)),
 			st: with(func(s *State) { afterCycle1(s); s.Phase, s.PhaseStart = PhaseCancelling, at(20*time.Second) }),
 			c:  Controls{Now: at(21 * time.Second)},
 			want: Decision{Action: Delete, App: newApp, Status: StatusRollingUpdate,
@@ -374,7 +376,7 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "newer template mid-rollout: then a fresh rollout starts from the old application",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV2), obs: obs(app("test", 4, 4, hashV0)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV2), obs: obs(app("test", 4, 4, hashV0)),
 			st: steadyV0, c: Controls{Now: at(22 * time.Second)},
 			want: Decision{Action: Create, App: "test-v1562517125", Status: StatusRollingUpdate,
 				State: State{Phase: PhaseIdle, Base: "test", BaseHash: hashV0, BaseInstance: 4, BaseRevision: "rev-" + hashV0,
@@ -382,7 +384,7 @@ func TestNext(t *testing.T) {
 		},
 		{
 			name: "newer template with the old application gone: the in-flight one becomes the base",
-			spec: testSpec(4, 2, 1, CreateFirst, hashV2), obs: obs(app(newApp, 2, 2, hashV1)),
+			spec: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV2), obs: obs(app(newApp, 2, 2, hashV1)),
 			st: with(afterCycle1), c: Controls{Now: at(22 * time.Second)},
 			want: Decision{Action: Create, App: "test-v1562517125", Status: StatusRollingUpdate,
 				State: State{Phase: PhaseIdle, Base: newApp, BaseHash: hashV1, BaseInstance: 2, BaseRevision: "rev-" + hashV1,

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // observation is what one Reconcile read from the cluster.
@@ -19,25 +21,27 @@ type observation struct {
 	rs map[string]*appsv1.ReplicaSet
 }
 
-// selector selects the ReplicaSets of deployment name.
-func selector(name string) string {
-	return labels.Set{LabelDeployment: name, LabelManagedBy: ManagedBy}.String()
+// Selector is the label selector of the applications (ReplicaSets) of
+// BCS deployment name that the engine manages: ReplicaSets it does not
+// manage are none of its applications.
+func Selector(name string) string {
+	return labels.Set{vocab.LabelDeployment: name, LabelManagedBy: ManagedBy}.String()
 }
 
 // observe lists the deployment's ReplicaSets and pods and reads the state.
 func (e *Engine) observe(ctx context.Context, ns, name string) (*observation, error) {
-	rsl, err := e.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector(name)})
+	rsl, err := e.Client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: Selector(name)})
 	if err != nil {
 		return nil, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", ns, name, err)
 	}
-	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{LabelDeployment: name}.String()})
+	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.Set{vocab.LabelDeployment: name}.String()})
 	if err != nil {
 		return nil, fmt.Errorf("listing the pods of BCS deployment %s/%s: %w", ns, name, err)
 	}
 	total, ready := map[string]int32{}, map[string]int32{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		app := p.Labels[LabelApplication]
+		app := p.Labels[vocab.LabelApplication]
 		total[app]++
 		if p.DeletionTimestamp == nil && podReady(p) {
 			ready[app]++
@@ -56,7 +60,7 @@ func (e *Engine) observe(ctx context.Context, ns, name string) (*observation, er
 			Replicas:     replicas,
 			Pods:         total[rs.Name],
 			Ready:        ready[rs.Name],
-			TemplateHash: rs.Annotations[AnnotationTemplateHash],
+			TemplateHash: rs.Annotations[vocab.AnnotationTemplateHash],
 			Created:      rs.CreationTimestamp.UTC(),
 			Deleting:     rs.DeletionTimestamp != nil,
 		})

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -53,7 +54,7 @@ func seedSpec(ns, version string, instance, surge, unavailable int32, order stri
 	if unique {
 		rs.Spec.Template.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
-				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: "test"}},
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{vocab.LabelDeployment: "test"}},
 				TopologyKey:   "kubernetes.io/hostname",
 			}},
 		}}
@@ -101,14 +102,14 @@ func newRig(t *testing.T) *rig {
 	cs := testenv.Client(t)
 	ns := testenv.Namespace(t)
 	r := &rig{t: t, cs: cs, ns: ns, wake: make(chan struct{}, 1), replicas: map[string]int32{}, podsOf: map[string]*corev1.Pod{}}
-	r.pods = testenv.WatchPods(t, cs, ns, LabelDeployment+"=test")
+	r.pods = testenv.WatchPods(t, cs, ns, vocab.LabelDeployment+"=test")
 	ctx, cancel := context.WithCancel(context.Background())
-	rsw, err := cs.AppsV1().ReplicaSets(ns).Watch(ctx, metav1.ListOptions{LabelSelector: LabelDeployment + "=test"})
+	rsw, err := cs.AppsV1().ReplicaSets(ns).Watch(ctx, metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	pw, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: LabelDeployment + "=test"})
+	pw, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -161,7 +162,7 @@ func (r *rig) onPod(ev watch.Event) {
 	if !ok {
 		return
 	}
-	app := p.Labels[LabelApplication]
+	app := p.Labels[vocab.LabelApplication]
 	before := r.count(app)
 	if ev.Type == watch.Deleted {
 		delete(r.podsOf, p.Name)
@@ -178,7 +179,7 @@ func (r *rig) onPod(ev watch.Event) {
 func (r *rig) count(app string) event {
 	e := event{at: time.Now(), app: app, kind: "pods"}
 	for _, p := range r.podsOf {
-		if p.Labels[LabelApplication] != app {
+		if p.Labels[vocab.LabelApplication] != app {
 			continue
 		}
 		e.pods++
@@ -296,7 +297,7 @@ func isDone(s Status) bool { return s.Done }
 // spec.replicas.
 func (r *rig) rsReplicas(ctx context.Context) map[string]int32 {
 	r.t.Helper()
-	list, err := r.cs.AppsV1().ReplicaSets(r.ns).List(ctx, metav1.ListOptions{LabelSelector: selector("test")})
+	list, err := r.cs.AppsV1().ReplicaSets(r.ns).List(ctx, metav1.ListOptions{LabelSelector: Selector("test")})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package paced
 import (
 	"fmt"
 	"time"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // rollout handles a deployment with a rollout in flight.
@@ -86,7 +88,7 @@ func (p *planner) between(base App, hasBase bool, nw App) (Decision, bool) {
 	st.Target = CycleTargets(nw.Replicas, oldR, s.Instance, s.Strategy)
 	st.CycleStart, st.PhaseStart = p.now, p.now
 	st.Phase = PhaseStarting
-	if s.Strategy.Order == DeleteFirst {
+	if s.Strategy.Order == vocab.OrderDeleteFirst {
 		st.Phase = PhaseDeleting
 	}
 	return Decision{}, false
@@ -100,7 +102,7 @@ func (p *planner) starting(nw App) (Decision, bool) {
 		return p.act(Scale, st.New, t, StatusRollingUpdate, fmt.Sprintf("%s: scaling new application %s from %d up to %d", p.cycleOf(), st.New, nw.Replicas, t)), true
 	}
 	if nw.Ready >= t {
-		if p.spec.Strategy.Order == DeleteFirst {
+		if p.spec.Strategy.Order == vocab.OrderDeleteFirst {
 			p.endCycle()
 		} else {
 			st.Phase, st.PhaseStart = PhaseDeleting, p.now
@@ -118,7 +120,7 @@ func (p *planner) deleting(base App, hasBase bool) (Decision, bool) {
 		return p.act(Scale, st.Base, t, StatusRollingUpdate, fmt.Sprintf("%s: scaling old application %s from %d down to %d", p.cycleOf(), st.Base, base.Replicas, t)), true
 	}
 	if !hasBase || base.Pods <= t {
-		if p.spec.Strategy.Order == DeleteFirst {
+		if p.spec.Strategy.Order == vocab.OrderDeleteFirst {
 			st.Phase, st.PhaseStart = PhaseStarting, p.now
 		} else {
 			p.endCycle()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // newWorld is deployment test steady on v1.1.0 with instance Ready pods.
@@ -39,7 +41,7 @@ var workedExamples = []struct {
 }{
 	{
 		name: "instance 4, surge 2, unavailable 1, CreateFirst, upgradeDuration 60s",
-		spec: withDuration(testSpec(4, 2, 1, CreateFirst, hashV1), time.Minute),
+		spec: withDuration(testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV1), time.Minute),
 		want: []string{
 			"t+0s cycle 0: Create test-v1562517103 0",
 			"t+0s cycle 1: Scale test-v1562517103 2",
@@ -54,7 +56,7 @@ var workedExamples = []struct {
 	},
 	{
 		name: "instance 4, surge 2, unavailable 1, DeleteFirst, upgradeDuration 60s",
-		spec: withDuration(testSpec(4, 2, 1, DeleteFirst, hashV1), time.Minute),
+		spec: withDuration(testSpec(4, 2, 1, vocab.OrderDeleteFirst, hashV1), time.Minute),
 		want: []string{
 			"t+0s cycle 0: Create test-v1562517103 0",
 			"t+0s cycle 1: Scale test 3",
@@ -69,7 +71,7 @@ var workedExamples = []struct {
 	},
 	{
 		name: "the seed: instance 2, surge 1, unavailable 1, CreateFirst, upgradeDuration 60s",
-		spec: withDuration(testSpec(2, 1, 1, CreateFirst, hashV1), time.Minute),
+		spec: withDuration(testSpec(2, 1, 1, vocab.OrderCreateFirst, hashV1), time.Minute),
 		want: []string{
 			"t+0s cycle 0: Create test-v1562517103 0",
 			"t+0s cycle 1: Scale test-v1562517103 1",
@@ -82,7 +84,7 @@ var workedExamples = []struct {
 	},
 	{
 		name: "instance 5, surge 2, unavailable 2, DeleteFirst, no upgradeDuration",
-		spec: testSpec(5, 2, 2, DeleteFirst, hashV1),
+		spec: testSpec(5, 2, 2, vocab.OrderDeleteFirst, hashV1),
 		want: []string{
 			"t+0s cycle 0: Create test-v1562517103 0",
 			"t+0s cycle 1: Scale test 3",
@@ -149,7 +151,7 @@ func TestCrashAfterPersist(t *testing.T) {
 
 // TestManualSimulation: two promotes release two cycles and no more.
 func TestManualSimulation(t *testing.T) {
-	spec := withDuration(testSpec(4, 1, 1, CreateFirst, hashV1), 10*time.Second)
+	spec := withDuration(testSpec(4, 1, 1, vocab.OrderCreateFirst, hashV1), 10*time.Second)
 	spec.Strategy.Manually = true
 	w := newWorld(4)
 	settle := func(c Controls) Decision {
@@ -213,11 +215,11 @@ func TestCrashDuringCancel(t *testing.T) {
 		to   Spec
 		want []string
 	}{
-		{name: "revert", to: testSpec(4, 2, 1, CreateFirst, hashV0), want: []string{
+		{name: "revert", to: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV0), want: []string{
 			"t+1s cycle 1: Scale test 4", // still rollout cycle 1, phase Cancelling
 			"t+1s Steady: Delete test-v1562517103",
 		}},
-		{name: "newer template", to: testSpec(4, 2, 1, CreateFirst, hashV2), want: []string{
+		{name: "newer template", to: testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV2), want: []string{
 			"t+1s cycle 1: Scale test 4", // still rollout cycle 1, phase Cancelling
 			"t+1s Steady: Delete test-v1562517103",
 			"t+1s cycle 0: Create test-v1562517104 0",
@@ -234,7 +236,7 @@ func TestCrashDuringCancel(t *testing.T) {
 		for i := -1; i < 2*len(tc.want)+4; i++ {
 			t.Run(fmt.Sprintf("%s/crash at step %d", tc.name, i), func(t *testing.T) {
 				w := newWorld(4)
-				v1 := testSpec(4, 2, 1, CreateFirst, hashV1)
+				v1 := testSpec(4, 2, 1, vocab.OrderCreateFirst, hashV1)
 				for len(w.log) < 3 { // the rollout's create and cycle 1's two scales
 					w.step(v1, Controls{}, false)
 				}

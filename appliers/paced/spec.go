@@ -6,16 +6,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-)
 
-// Rolling orders (BCS rollingupdate.rollingOrder).
-const (
-	// CreateFirst scales the new application up, waits until its new pods
-	// are Ready, then scales the old application down.
-	CreateFirst = "CreateFirst"
-	// DeleteFirst scales the old application down, waits until its pods are
-	// gone, then scales the new application up and waits until Ready.
-	DeleteFirst = "DeleteFirst"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // Default phase timeouts: BCS suspends a rollout whose start phase takes
@@ -59,7 +51,7 @@ type Strategy struct {
 	// UpgradeDuration is the least time from the end of one cycle to the
 	// start of the next.
 	UpgradeDuration time.Duration
-	// Order is CreateFirst or DeleteFirst.
+	// Order is vocab.OrderCreateFirst or vocab.OrderDeleteFirst.
 	Order string
 	// Manually ends every cycle paused; see Controls.Promote.
 	Manually bool
@@ -105,15 +97,15 @@ func (s Spec) Validate() error {
 	switch {
 	case len(validation.IsDNS1123Label(s.Namespace)) > 0:
 		return fmt.Errorf("BCS deployment %s: namespace %q is not a DNS-1123 label", id, s.Namespace)
-	case len(validation.IsDNS1123Label(s.Name)) > 0 || len(s.Name) > maxNameLen:
-		return fmt.Errorf("BCS deployment %s: name must be a DNS-1123 label of at most %d characters", id, maxNameLen)
+	case len(validation.IsDNS1123Label(s.Name)) > 0 || len(s.Name) > vocab.MaxDeploymentName:
+		return fmt.Errorf("BCS deployment %s: name must be a DNS-1123 label of at most %d characters", id, vocab.MaxDeploymentName)
 	case s.Instance < 0:
 		return fmt.Errorf("BCS deployment %s: instance %d is negative", id, s.Instance)
 	case s.Strategy.MaxSurge < 1 || s.Strategy.MaxUnavailable < 1:
 		return fmt.Errorf("BCS deployment %s: maxSurge and maxUnavailable must be defaulted to at least 1, got %d and %d",
 			id, s.Strategy.MaxSurge, s.Strategy.MaxUnavailable)
-	case s.Strategy.Order != CreateFirst && s.Strategy.Order != DeleteFirst:
-		return fmt.Errorf("BCS deployment %s: rollingOrder %q is neither %s nor %s", id, s.Strategy.Order, CreateFirst, DeleteFirst)
+	case s.Strategy.Order != vocab.OrderCreateFirst && s.Strategy.Order != vocab.OrderDeleteFirst:
+		return fmt.Errorf("BCS deployment %s: rollingOrder %q is neither %s nor %s", id, s.Strategy.Order, vocab.OrderCreateFirst, vocab.OrderDeleteFirst)
 	case s.Strategy.UpgradeDuration < 0:
 		return fmt.Errorf("BCS deployment %s: upgradeDuration %s is negative", id, s.Strategy.UpgradeDuration)
 	case s.Template == nil:

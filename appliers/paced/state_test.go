@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 type roundTrip func(*http.Request) (*http.Response, error)
@@ -29,7 +30,7 @@ func TestStateInCluster(t *testing.T) {
 	defer cancel()
 	r := newRig(t)
 	e := &Engine{Client: r.cs, Poll: 2 * time.Second}
-	v0 := seedSpec(r.ns, "v1.1.0", 2, 1, 1, CreateFirst, upgrade, false)
+	v0 := seedSpec(r.ns, "v1.1.0", 2, 1, 1, vocab.OrderCreateFirst, upgrade, false)
 	deploy(ctx, r, shared(e), v0)
 	// Count the engine's write requests (the ReplicaSet controller may
 	// still update the status, so the resourceVersion is no measure).
@@ -61,7 +62,7 @@ func TestStateInCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]string{LabelDeployment: "test", LabelApplication: "test", LabelManagedBy: ManagedBy} {
+	for k, want := range map[string]string{vocab.LabelDeployment: "test", vocab.LabelApplication: "test", LabelManagedBy: ManagedBy} {
 		if again.Labels[k] != want || again.Spec.Template.Labels[k] != want {
 			t.Errorf("label %s = %q on the ReplicaSet, %q on its pods; want %q", k, again.Labels[k], again.Spec.Template.Labels[k], want)
 		}
@@ -71,7 +72,7 @@ func TestStateInCluster(t *testing.T) {
 		t.Errorf("persisted state %+v, %v", st, err)
 	}
 
-	v1 := seedSpec(r.ns, "v1.1.1", 2, 1, 1, CreateFirst, time.Hour, false)
+	v1 := seedSpec(r.ns, "v1.1.1", 2, 1, 1, vocab.OrderCreateFirst, time.Hour, false)
 	s := r.drive(ctx, shared(e), v1, &Controls{}, func(s Status) bool { return s.Cycle == 1 && s.Phase == PhaseIdle })
 	if s.Status != StatusRollingUpdate || s.Cycles != 2 || s.NextCycleAt.IsZero() || len(s.Apps) != 2 {
 		t.Errorf("mid-rollout status: %s next at %s", describeStatus(s), s.NextCycleAt)

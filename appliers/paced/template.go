@@ -4,23 +4,18 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
-// Labels and annotations the engine puts on every ReplicaSet it creates.
-// LabelDeployment, LabelApplication and AnnotationTemplateHash have the
-// same keys as package sources/bcs uses.
+// Labels and annotations the engine puts on every ReplicaSet it creates,
+// besides the BCS ones (package sources/bcs/vocab: vocab.LabelDeployment,
+// vocab.LabelApplication, vocab.AnnotationTemplateHash).
 const (
-	// LabelDeployment names the BCS deployment on ReplicaSets and pods.
-	LabelDeployment = "bcs.gitpace.dev/deployment"
-	// LabelApplication names the application (the ReplicaSet) on
-	// ReplicaSets and pods; with LabelDeployment it is the selector.
-	LabelApplication = "bcs.gitpace.dev/application"
 	// LabelManagedBy is set to ManagedBy.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedBy is gitpace's value of LabelManagedBy.
 	ManagedBy = "gitpace"
-	// AnnotationTemplateHash holds Spec.TemplateHash of the application.
-	AnnotationTemplateHash = "bcs.gitpace.dev/template-hash"
 	// AnnotationRevision holds the git revision the application was created from.
 	AnnotationRevision = "paced.gitpace.dev/revision"
 	// AnnotationState holds the rollout State as JSON (see package doc).
@@ -43,7 +38,7 @@ func application(spec Spec, app string, replicas int32, st State) *appsv1.Replic
 	for k, v := range spec.Template.Annotations {
 		rs.Annotations[k] = v
 	}
-	rs.Annotations[AnnotationTemplateHash] = spec.TemplateHash
+	rs.Annotations[vocab.AnnotationTemplateHash] = spec.TemplateHash
 	rs.Annotations[AnnotationRevision] = spec.Revision
 	rs.Annotations[AnnotationState] = encodeState(st)
 	rs.Spec.Replicas = &replicas
@@ -54,8 +49,8 @@ func application(spec Spec, app string, replicas int32, st State) *appsv1.Replic
 	if sel.MatchLabels == nil {
 		sel.MatchLabels = map[string]string{}
 	}
-	sel.MatchLabels[LabelDeployment] = spec.Name
-	sel.MatchLabels[LabelApplication] = app
+	sel.MatchLabels[vocab.LabelDeployment] = spec.Name
+	sel.MatchLabels[vocab.LabelApplication] = app
 	rs.Spec.Template.Labels = setLabels(rs.Spec.Template.Labels, spec.Name, app)
 	renameInPodSpec(&rs.Spec.Template.Spec, app)
 	rs.Status = appsv1.ReplicaSetStatus{}
@@ -67,8 +62,8 @@ func setLabels(l map[string]string, deployment, app string) map[string]string {
 	for k, v := range l {
 		out[k] = v
 	}
-	out[LabelDeployment] = deployment
-	out[LabelApplication] = app
+	out[vocab.LabelDeployment] = deployment
+	out[vocab.LabelApplication] = app
 	out[LabelManagedBy] = ManagedBy
 	return out
 }
@@ -103,12 +98,12 @@ func renameInSelector(s *metav1.LabelSelector, app string) {
 	if s == nil {
 		return
 	}
-	if _, ok := s.MatchLabels[LabelApplication]; ok {
-		s.MatchLabels[LabelApplication] = app
+	if _, ok := s.MatchLabels[vocab.LabelApplication]; ok {
+		s.MatchLabels[vocab.LabelApplication] = app
 	}
 	for i := range s.MatchExpressions {
 		e := &s.MatchExpressions[i]
-		if e.Key == LabelApplication && e.Operator == metav1.LabelSelectorOpIn {
+		if e.Key == vocab.LabelApplication && e.Operator == metav1.LabelSelectorOpIn {
 			e.Values = []string{app}
 		}
 	}

@@ -3,6 +3,8 @@ package paced
 import (
 	"fmt"
 	"time"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // watchLatency is how much later than the engine the test's own watch may
@@ -74,10 +76,10 @@ func checkCycles(timeline []event, since uint64, cycles [][]string, order string
 			}
 		}
 		o, n := get(oldApp), get(newApp)
-		if order == CreateFirst && roles(e.app) == "old" && n.good < n.replicas {
+		if order == vocab.OrderCreateFirst && roles(e.app) == "old" && n.good < n.replicas {
 			errs = append(errs, fmt.Errorf("cycle %d: old scaled to %d with %d of %d new pods Ready", cycle+1, e.replicas, n.good, n.replicas))
 		}
-		if order == DeleteFirst && roles(e.app) == "new" && o.pods > o.replicas {
+		if order == vocab.OrderDeleteFirst && roles(e.app) == "new" && o.pods > o.replicas {
 			errs = append(errs, fmt.Errorf("cycle %d: new scaled to %d with %d old pods left, want ≤ %d", cycle+1, e.replicas, o.pods, o.replicas))
 		}
 		step++

@@ -27,6 +27,7 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/internal/testenv"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -256,7 +257,7 @@ func testKillBCS(t *testing.T, c killCase) {
 // deployment's ReplicaSets as they are now, and describes their replicas.
 func clusterState(t *testing.T, cs kubernetes.Interface, ns string) (raw, desc string) {
 	t.Helper()
-	l, err := cs.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: paced.LabelDeployment + "=test"})
+	l, err := cs.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
 	if err != nil {
 		t.Fatal(err)
 	}

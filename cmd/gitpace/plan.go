@@ -37,6 +37,10 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 			if err != nil {
 				return err
 			}
+			name, err := agentName(name, s)
+			if err != nil {
+				return err
+			}
 			p, err := plan.Make(cmd.Context(), plan.Config{AgentName: name, TakeoverManagers: takeover, Source: s, Rest: rc,
 				StateNamespace: r.stateNS, DefaultNamespace: defaultNS}, rev)
 			if err != nil {

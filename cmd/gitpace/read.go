@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/agent"
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/plan"
+	"github.com/gitpace/gitpace/revision"
+	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
 	"github.com/gitpace/gitpace/status"
 )
@@ -131,18 +135,19 @@ plus the objects a prune would delete. It writes nothing.`,
 			if err != nil {
 				return err
 			}
-			ag, err := agent.New(agent.Config{Name: name, Source: s, Rest: rc, StateNamespace: r.stateNS, DefaultNamespace: defaultNS, TakeoverManagers: takeover})
+			name, err := agentName(name, s)
 			if err != nil {
 				return err
 			}
-			if w := ag.StateWarning(cmd.Context()); w != "" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
-			}
-			revision, diffs, err := ag.Diff(cmd.Context(), rev)
+			d, err := plan.Diff(cmd.Context(), plan.Config{AgentName: name, TakeoverManagers: takeover, Source: s, Rest: rc,
+				StateNamespace: r.stateNS, DefaultNamespace: defaultNS}, rev)
 			if err != nil {
 				return err
 			}
-			changed, failed := printDiffs(cmd, r.output, revision.Short(), diffs)
+			if d.Warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+d.Warning)
+			}
+			changed, failed := printDiffs(cmd, r.output, d.Revision.Short(), d.Apps)
 			switch {
 			case failed:
 				return &exitError{code: 1}
@@ -163,7 +168,7 @@ plus the objects a prune would delete. It writes nothing.`,
 
 // printDiffs prints the diffs and reports whether anything would change and
 // whether any app's revision is invalid.
-func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (changed, failed bool) {
+func printDiffs(cmd *cobra.Command, format, rev string, diffs []revision.AppDiff) (changed, failed bool) {
 	w := cmd.OutOrStdout()
 	for _, d := range diffs {
 		if d.Error != "" {
@@ -203,6 +208,16 @@ func printDiffs(cmd *cobra.Command, format, rev string, diffs []agent.AppDiff) (
 		fmt.Fprintf(w, "revision %s: no changes\n", rev)
 	}
 	return changed, failed
+}
+
+// agentName is the identity diff and plan act as: --name, or the one
+// gitpace run derives from the source (agent.DefaultName).
+func agentName(name string, s *sources.GitSource) (string, error) {
+	if name == "" {
+		c := s.Config()
+		name = agent.DefaultName(c.URL, c.Branch, c.Path)
+	}
+	return name, agent.ValidateName(name)
 }
 
 // addNameFlag adds --name to diff and plan: they diff as that agent would

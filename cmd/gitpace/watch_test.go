@@ -20,6 +20,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/gitpace/gitpace/appliers/paced"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -51,7 +52,7 @@ type rsLog struct {
 func watchReplicaSets(t *testing.T, cs kubernetes.Interface, ns, deployment string) *rsLog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := metav1.ListOptions{LabelSelector: paced.LabelDeployment + "=" + deployment}
+	opts := metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=" + deployment}
 	list, err := cs.AppsV1().ReplicaSets(ns).List(ctx, opts)
 	if err != nil {
 		cancel()

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // Constraint operators.
@@ -200,7 +202,7 @@ func (d *Deployment) mapUnionData(ud *ConstraintData, app, p string, errs *errLi
 				MaxSkew:           1,
 				TopologyKey:       key,
 				WhenUnsatisfiable: corev1.DoNotSchedule,
-				LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: d.Metadata.Name, LabelApplication: app}},
+				LabelSelector:     &metav1.LabelSelector{MatchLabels: map[string]string{vocab.LabelDeployment: d.Metadata.Name, vocab.LabelApplication: app}},
 			}},
 		}, true
 	case opExclude:
@@ -238,7 +240,7 @@ func (d *Deployment) mapUnionData(ud *ConstraintData, app, p string, errs *errLi
 // anti-affinity alone would accept it, hence Exists.
 func (d *Deployment) unique(key string) placement {
 	pl := placement{antiAllOf: []corev1.PodAffinityTerm{{
-		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelDeployment: d.Metadata.Name}},
+		LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{vocab.LabelDeployment: d.Metadata.Name}},
 		TopologyKey:   key,
 	}}}
 	if key != LabelHostname {
@@ -271,7 +273,7 @@ func (d *Deployment) exclude(ud *ConstraintData, p string, errs *errList) (place
 		pl.antiAllOf = append(pl.antiAllOf, corev1.PodAffinityTerm{
 			LabelSelector: &metav1.LabelSelector{
 				MatchLabels:      map[string]string{k: v},
-				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelDeployment, Operator: metav1.LabelSelectorOpNotIn, Values: []string{d.Metadata.Name}}},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: vocab.LabelDeployment, Operator: metav1.LabelSelectorOpNotIn, Values: []string{d.Metadata.Name}}},
 			},
 			NamespaceSelector: &metav1.LabelSelector{},
 			TopologyKey:       LabelHostname,

@@ -90,17 +90,11 @@ type Strategy struct {
 	// UpgradeDuration is the least time between the end of one cycle and the
 	// start of the next.
 	UpgradeDuration time.Duration
-	// Order is OrderCreateFirst or OrderDeleteFirst.
+	// Order is vocab.OrderCreateFirst or vocab.OrderDeleteFirst.
 	Order string
 	// Manually pauses the rollout after every cycle.
 	Manually bool
 }
-
-// Rolling orders.
-const (
-	OrderCreateFirst = "CreateFirst"
-	OrderDeleteFirst = "DeleteFirst"
-)
 
 // Strategy returns the rolling-update strategy with BCS's defaults applied:
 // maxSurge and maxUnavailable ≤ 0 mean 1. When both spellings of

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 const testFile = "apps/test/test.json"
@@ -219,23 +221,23 @@ func TestStrategy(t *testing.T) {
 		edits []edit
 		want  Strategy
 	}{
-		{name: "seed", want: Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: OrderCreateFirst}},
+		{name: "seed", want: Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: vocab.OrderCreateFirst}},
 		{name: "BCS's misspelled maxUnavilable is read",
 			edits: []edit{{`"maxUnavailable": 1,`, `"maxUnavilable": 3,`}},
-			want:  Strategy{MaxSurge: 1, MaxUnavailable: 3, UpgradeDuration: 60 * time.Second, Order: OrderCreateFirst}},
+			want:  Strategy{MaxSurge: 1, MaxUnavailable: 3, UpgradeDuration: 60 * time.Second, Order: vocab.OrderCreateFirst}},
 		{name: "both spellings agreeing",
 			edits: []edit{{`"maxUnavailable": 1,`, `"maxUnavailable": 2, "maxUnavilable": 2,`}},
-			want:  Strategy{MaxSurge: 1, MaxUnavailable: 2, UpgradeDuration: 60 * time.Second, Order: OrderCreateFirst}},
+			want:  Strategy{MaxSurge: 1, MaxUnavailable: 2, UpgradeDuration: 60 * time.Second, Order: vocab.OrderCreateFirst}},
 		{name: "zero and negative batches mean 1",
 			edits: []edit{{`"maxUnavailable": 1,`, `"maxUnavailable": -2,`}, {`"maxSurge": 1,`, `"maxSurge": 0,`}},
-			want:  Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: OrderCreateFirst}},
+			want:  Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: vocab.OrderCreateFirst}},
 		{name: "absent batches mean 1",
 			edits: []edit{{`"maxUnavailable": 1,`, ``}, {`"maxSurge": 1,`, ``}},
-			want:  Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: OrderCreateFirst}},
+			want:  Strategy{MaxSurge: 1, MaxUnavailable: 1, UpgradeDuration: 60 * time.Second, Order: vocab.OrderCreateFirst}},
 		{name: "DeleteFirst, manual, no wait, bigger batches",
 			edits: []edit{{`"rollingOrder": "CreateFirst"`, `"rollingOrder": "DeleteFirst"`}, {`"rollingManually": false`, `"rollingManually": true`},
 				{`"upgradeDuration": 60`, `"upgradeDuration": 0`}, {`"maxSurge": 1,`, `"maxSurge": 3,`}, {`"maxUnavailable": 1,`, `"maxUnavailable": 2,`}},
-			want: Strategy{MaxSurge: 3, MaxUnavailable: 2, Order: OrderDeleteFirst, Manually: true}},
+			want: Strategy{MaxSurge: 3, MaxUnavailable: 2, Order: vocab.OrderDeleteFirst, Manually: true}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // ReplicaSet builds the ReplicaSet of one BCS application of this deployment:
@@ -31,7 +33,7 @@ func (d *Deployment) ReplicaSet(name string) (*appsv1.ReplicaSet, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	selector := map[string]string{LabelDeployment: d.Metadata.Name, LabelApplication: name}
+	selector := map[string]string{vocab.LabelDeployment: d.Metadata.Name, vocab.LabelApplication: name}
 	labels := maps.Clone(d.Metadata.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -41,7 +43,7 @@ func (d *Deployment) ReplicaSet(name string) (*appsv1.ReplicaSet, error) {
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
-	annotations[AnnotationTemplateHash] = d.TemplateHash()
+	annotations[vocab.AnnotationTemplateHash] = d.TemplateHash()
 	return &appsv1.ReplicaSet{
 		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -65,8 +67,8 @@ func (d *Deployment) podTemplate(app string, errs *errList) corev1.PodTemplateSp
 	labels := map[string]string{}
 	maps.Copy(labels, d.Metadata.Labels)
 	maps.Copy(labels, t.Metadata.Labels)
-	labels[LabelDeployment] = d.Metadata.Name
-	labels[LabelApplication] = app
+	labels[vocab.LabelDeployment] = d.Metadata.Name
+	labels[vocab.LabelApplication] = app
 
 	spec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyAlways}
 	if kp := d.KillPolicy; kp != nil && kp.GracePeriod > 0 {

@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 func TestReplicaSetBasics(t *testing.T) {
@@ -33,11 +35,11 @@ func TestReplicaSetBasics(t *testing.T) {
 			t.Errorf("%s = %s, want %s", name, tc.got.String(), tc.want)
 		}
 	}
-	if got := rs.Spec.Template.Labels[LabelDeployment]; got != "test" {
-		t.Errorf("pod label %s = %q, want the deployment name", LabelDeployment, got)
+	if got := rs.Spec.Template.Labels[vocab.LabelDeployment]; got != "test" {
+		t.Errorf("pod label %s = %q, want the deployment name", vocab.LabelDeployment, got)
 	}
 	anti := rs.Spec.Template.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution
-	if len(anti) != 1 || anti[0].LabelSelector.MatchLabels[LabelDeployment] != "test" || len(anti[0].LabelSelector.MatchLabels) != 1 {
+	if len(anti) != 1 || anti[0].LabelSelector.MatchLabels[vocab.LabelDeployment] != "test" || len(anti[0].LabelSelector.MatchLabels) != 1 {
 		t.Errorf("UNIQUE InnerIP must select the whole deployment (old and new applications), got %+v", anti)
 	}
 	if _, err := d.ReplicaSet("Bad_Name"); err == nil || !strings.Contains(err.Error(), `application name "Bad_Name" is not a DNS-1123 label`) {

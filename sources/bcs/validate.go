@@ -5,29 +5,13 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-)
 
-// Labels and annotations gitpace puts on what it builds. User labels may not
-// use the prefix.
-const (
-	reservedPrefix = "bcs.gitpace.dev/"
-	// LabelDeployment holds the deployment name on ReplicaSets and pods; the
-	// old and new applications of a rollout share it.
-	LabelDeployment = reservedPrefix + "deployment"
-	// LabelApplication holds the application name (the ReplicaSet name) and
-	// is the ReplicaSet's selector together with LabelDeployment.
-	LabelApplication = reservedPrefix + "application"
-	// AnnotationTemplateHash holds Deployment.TemplateHash on the ReplicaSet.
-	AnnotationTemplateHash = reservedPrefix + "template-hash"
+	"github.com/gitpace/gitpace/sources/bcs/vocab"
 )
 
 // requestIPPrefix marks BCS's fixed-IP requests (bcs-cni), which pin each
 // instance to a host and an IP: no mapping.
 const requestIPPrefix = "io.tencent.bcs.netsvc.requestip"
-
-// maxDeploymentName keeps "<name>-v<10-digit unix seconds>" within the 63
-// characters of a label value.
-const maxDeploymentName = validation.DNS1123LabelMaxLength - len("-v1562517103")
 
 func (d *Deployment) validate(errs *errList) {
 	if d.APIVersion != "v4" {
@@ -48,8 +32,8 @@ func (d *Deployment) validateMeta(errs *errList) {
 		errs.add("metadata.name", "required")
 	case len(validation.IsDNS1123Label(m.Name)) > 0:
 		errs.add("metadata.name", "%q is not a DNS-1123 label: %s", m.Name, strings.Join(validation.IsDNS1123Label(m.Name), "; "))
-	case len(m.Name) > maxDeploymentName:
-		errs.add("metadata.name", "must be at most %d characters so that application names %q fit in 63, got %d", maxDeploymentName, m.Name+"-v<unix seconds>", len(m.Name))
+	case len(m.Name) > vocab.MaxDeploymentName:
+		errs.add("metadata.name", "must be at most %d characters so that application names %q fit in 63, got %d", vocab.MaxDeploymentName, m.Name+"-v<unix seconds>", len(m.Name))
 	}
 	if ns := d.Namespace(); len(validation.IsDNS1123Label(ns)) > 0 {
 		errs.add("metadata.namespace", "%q lower-cased is not a DNS-1123 label: %s", m.Namespace, strings.Join(validation.IsDNS1123Label(ns), "; "))
@@ -84,8 +68,8 @@ func validateLabels(errs *errList, path string, labels map[string]string) {
 		if msgs := validation.IsValidLabelValue(labels[k]); len(msgs) > 0 {
 			errs.add(p, "invalid label value %q: %s", labels[k], strings.Join(msgs, "; "))
 		}
-		if strings.HasPrefix(k, reservedPrefix) {
-			errs.add(p, "the %s prefix is reserved for gitpace", reservedPrefix)
+		if strings.HasPrefix(k, vocab.ReservedPrefix) {
+			errs.add(p, "the %s prefix is reserved for gitpace", vocab.ReservedPrefix)
 		}
 		if strings.HasPrefix(k, requestIPPrefix) {
 			errs.add(p, "not supported: BCS fixed-IP requests (%s.*) have no Kubernetes mapping", requestIPPrefix)
@@ -129,8 +113,8 @@ func (d *Deployment) validateStrategy(errs *errList) {
 		errs.add("spec.strategy.rollingupdate", "required")
 		return
 	}
-	if ru.RollingOrder != OrderCreateFirst && ru.RollingOrder != OrderDeleteFirst {
-		errs.add("spec.strategy.rollingupdate.rollingOrder", `must be %q or %q, got %q`, OrderCreateFirst, OrderDeleteFirst, ru.RollingOrder)
+	if ru.RollingOrder != vocab.OrderCreateFirst && ru.RollingOrder != vocab.OrderDeleteFirst {
+		errs.add("spec.strategy.rollingupdate.rollingOrder", `must be %q or %q, got %q`, vocab.OrderCreateFirst, vocab.OrderDeleteFirst, ru.RollingOrder)
 	}
 	if ru.MaxUnavailable != nil && ru.MaxUnavilable != nil && *ru.MaxUnavailable != *ru.MaxUnavilable {
 		errs.add("spec.strategy.rollingupdate.maxUnavilable", "%d conflicts with maxUnavailable %d (the two spellings name the same field)", *ru.MaxUnavilable, *ru.MaxUnavailable)

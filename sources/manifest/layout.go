@@ -8,21 +8,20 @@ import (
 	"strings"
 
 	"github.com/gitpace/gitpace/sources"
-	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // layout is a snapshot's files sorted into app directories and markers.
 // Directories are slash paths relative to the source path, "." for the root.
 type layout struct {
 	snap     *sources.Snapshot
-	appDirs  map[string][]string          // dir -> its manifest files (full relative names)
-	pauses   map[string]string            // dir -> PAUSE text
+	appDirs  map[string][]string // dir -> its manifest files (full relative names)
+	pauses   Pauses
 	promotes map[string][]byte            // dir -> PROMOTE content
 	skipped  map[string][]sources.Skipped // dir -> entries sources did not read
 }
 
 func newLayout(snap *sources.Snapshot) *layout {
-	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: map[string]string{}, promotes: map[string][]byte{},
+	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: FindPauses(snap.Files), promotes: map[string][]byte{},
 		skipped: map[string][]sources.Skipped{}}
 	for name, data := range snap.Files {
 		if hidden(name) {
@@ -31,8 +30,7 @@ func newLayout(snap *sources.Snapshot) *layout {
 		dir, base := path.Dir(name), path.Base(name)
 		switch {
 		case dir == "." && base == sources.PolicyFile:
-		case base == sources.PauseFile:
-			l.pauses[dir] = pauseReason(data)
+		case base == sources.PauseFile: // FindPauses
 		case base == sources.PromoteFile:
 			l.promotes[dir] = data
 		case isManifest(base):
@@ -127,13 +125,10 @@ func (l *layout) loadApp(dir string) App {
 	return app
 }
 
-// pauseFor returns the PAUSE marker nearest the root among dir and its
-// ancestors.
+// pauseFor returns the PAUSE marker that pauses the app in dir (Pauses.For).
 func (l *layout) pauseFor(dir string) *Marker {
-	for _, d := range ancestors(dir) {
-		if reason, ok := l.pauses[d]; ok {
-			return &Marker{Reason: reason, Path: l.repoPath(path.Join(d, sources.PauseFile))}
-		}
+	if file, reason, ok := l.pauses.For(dir); ok {
+		return &Marker{Reason: reason, Path: l.repoPath(file)}
 	}
 	return nil
 }
@@ -167,15 +162,4 @@ func isManifest(base string) bool {
 		return true
 	}
 	return false
-}
-
-// pauseReason is a PAUSE file's trimmed text, decoded as manifests are. A
-// PAUSE file pauses whatever it holds; text that cannot be decoded is
-// replaced by the reason why.
-func pauseReason(data []byte) string {
-	text, _, err := textenc.ToUTF8(data)
-	if err != nil {
-		return "(reason not readable: " + err.Error() + ")"
-	}
-	return strings.TrimSpace(string(text))
 }

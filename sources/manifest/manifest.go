@@ -13,8 +13,9 @@
 //
 // Marker files, which never make a directory an app on their own:
 //   - PAUSE pauses the app in whose directory it is, and every app below that
-//     directory: at the root it pauses every app. Its trimmed text is the
-//     reason. With several, the one nearest the root is reported.
+//     directory: at the root it pauses every app. Its first non-empty line
+//     is the reason. With several, the one nearest the root is reported.
+//     (FindPauses and Pauses.For; the whole rule is at sources.PauseFile.)
 //   - PROMOTE in an app directory approves manual rollout cycles; see
 //     sources.Promotion.
 //

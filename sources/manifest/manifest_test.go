@@ -252,7 +252,7 @@ func TestErrorsStayInTheirApp(t *testing.T) {
 func TestMarkers(t *testing.T) {
 	files := map[string]string{
 		"web/d.yaml":       deployment,
-		"web/PAUSE":        "  db migration \n",
+		"web/PAUSE":        "\n  db migration \ncontact: ops\n", // the first non-empty line is the reason
 		"web/PROMOTE":      "rollout: web-7f9c4\ncycles: 2\n",
 		"team/api/d.yaml":  strings.ReplaceAll(deployment, "web", "api"),
 		"team/PAUSE":       "team freeze",
