@@ -101,6 +101,8 @@ type Agent struct {
 	deadlines map[string]string
 	statusCh  chan string
 	pacedCh   chan struct{}
+	// healthRechecks: apps whose health is read again soon (workloads.go).
+	healthRechecks map[string]bool
 	// onFailure is the newest revision's gitpace.yaml onFailure; failNotes
 	// and revertErrs are what handling failures remembers (failure.go).
 	// Loop goroutine only.

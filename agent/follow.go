@@ -61,6 +61,10 @@ func (a *Agent) followDeployments(ctx context.Context) {
 		UpdateFunc: func(_, n any) { a.signalPaced(n) },
 		DeleteFunc: a.signalPaced,
 	})
+	// StatefulSets and DaemonSets: followed like Deployments (workloads.go).
+	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: a.observeWorkload, UpdateFunc: func(_, n any) { a.observeWorkload(n) }})
+	}
 	factory.Start(ctx.Done())
 	<-ctx.Done()
 	factory.Shutdown()
@@ -212,6 +216,7 @@ func (a *Agent) own(st *state.App) {
 // newest history entry's outcome.
 func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 	st.BCS = a.pacedStatuses(st.Name)
+	a.refreshHealth(ctx, st)
 	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
 		return
 	}
@@ -247,6 +252,9 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 				phase, reason = state.Progressing, r.Message
 			}
 		}
+	}
+	if p, r, pods := a.workloadsPhase(ctx, st.Inventory); phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+		phase, reason, failing = p, r, pods // StatefulSets, DaemonSets
 	}
 	if phase == state.Synced || phase == state.Progressing {
 		if p, r, pods := a.pacedPhase(ctx, st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
