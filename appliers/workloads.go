@@ -76,6 +76,9 @@ func StatefulSetStatus(u *unstructured.Unstructured) (DeploymentRollout, error) 
 	return statefulSetStatus(&s), nil
 }
 
+// TypedStatefulSetStatus is StatefulSetStatus for a typed StatefulSet.
+func TypedStatefulSetStatus(s *appsv1.StatefulSet) DeploymentRollout { return statefulSetStatus(s) }
+
 func statefulSetStatus(s *appsv1.StatefulSet) DeploymentRollout {
 	replicas := int32(1)
 	if s.Spec.Replicas != nil {
@@ -131,6 +134,9 @@ func DaemonSetStatus(u *unstructured.Unstructured) (DeploymentRollout, error) {
 	}
 	return daemonSetStatus(&d), nil
 }
+
+// TypedDaemonSetStatus is DaemonSetStatus for a typed DaemonSet.
+func TypedDaemonSetStatus(d *appsv1.DaemonSet) DeploymentRollout { return daemonSetStatus(d) }
 
 func daemonSetStatus(d *appsv1.DaemonSet) DeploymentRollout {
 	st := d.Status

@@ -203,7 +203,7 @@ func TestRolloutPodFailure(t *testing.T) {
 	}
 	pods := []corev1.Pod{
 		pod("db-2", "new", time.Minute, waiting("CrashLoopBackOff")),
-		pod("db-1", "new", 10*time.Second, unschedulable), // within kstatus's 15 s window
+		pod("db-1", "new", 10*time.Second, unschedulable),            // within kstatus's 15 s window
 		pod("db-0", "old", time.Minute, waiting("ImagePullBackOff")), // not of the new revision
 		pod("db-3", "new", 20*time.Second, unschedulable),
 		pod("db-4", "new", time.Minute, waiting("ContainerCreating")),

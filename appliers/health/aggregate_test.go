@@ -104,7 +104,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, generation: 2}
 spec: {replicas: 3, paused: true}
-status: {observedGeneration: 2, replicas: 4, updatedReplicas: 1, availableReplicas: 3}`, Suspended, "Updated: 1/3"},
+status: {observedGeneration: 2, replicas: 4, updatedReplicas: 1, availableReplicas: 3}`, Suspended, `Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have been updated... (paused)`},
 		{"Deployment past its deadline", `
 apiVersion: apps/v1
 kind: Deployment
@@ -116,7 +116,13 @@ apiVersion: apps/v1
 kind: StatefulSet
 metadata: {name: db, generation: 3, annotations: {gitpace.dev/paused-partition: "0"}}
 spec: {replicas: 3, updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}}
-status: {observedGeneration: 3, replicas: 3, readyReplicas: 2, currentReplicas: 2, updatedReplicas: 1}`, Suspended, "Ready: 2/3"},
+status: {observedGeneration: 3, replicas: 3, readyReplicas: 2, currentReplicas: 2, updatedReplicas: 1}`, Suspended, "Waiting for 1 pods to be ready... (paused)"},
+		{"StatefulSet frozen, every pod Ready: kstatus Current by the frozen partition, Suspended by git's", `
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, generation: 3, annotations: {gitpace.dev/paused-partition: "0"}}
+spec: {replicas: 3, updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 2}}}
+status: {observedGeneration: 3, replicas: 3, readyReplicas: 3, currentReplicas: 2, updatedReplicas: 1}`, Suspended, "Waiting for partitioned roll out to finish: 1 out of 3 new pods have been updated... (paused)"},
 		{"custom resource Ready=False", `
 apiVersion: example.gitpace.dev/v1
 kind: Widget

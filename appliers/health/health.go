@@ -14,7 +14,7 @@
 //	kstatus Failed                              → Degraded     (Stalled=True; Deployment past progressDeadlineSeconds; Job Failed; CRD names refused; crash-looping or unschedulable Pod)
 //	Job not Complete=True                       → Progressing  (kstatus says Current once a Job started; a Job is Healthy only when it completes)
 //	Job spec.suspend                            → Suspended
-//	rollout frozen by gitpace or spec.paused    → Suspended    (Deployment spec.paused, StatefulSet/DaemonSet frozen by a PAUSE; only while not rolled out)
+//	rollout frozen, not rolled out              → Suspended    (Deployment spec.paused, StatefulSet/DaemonSet frozen by a PAUSE: appliers.WorkloadStatus says Paused, the message is kubectl's)
 //	kstatus InProgress                          → Progressing  (a custom resource with Ready=False or Reconciling=True is here)
 //	kstatus Current                             → Healthy      (a custom resource with Ready=True, or with no condition kstatus knows)
 //
@@ -125,8 +125,13 @@ func OfObject(ref appliers.ObjectRef, u *unstructured.Unstructured) Object {
 			// is healthy when it has completed (Argo CD's rule too).
 			o.Health = Progressing
 		}
-	case o.Health == Progressing && frozen(u):
-		o.Health = Suspended
+	default:
+		// A rollout frozen on purpose is Suspended, judged against git's
+		// partition: kstatus reads the partition a freeze wrote and would
+		// call a frozen StatefulSet Current.
+		if r, ok, err := appliers.WorkloadStatus(u); ok && err == nil && r.State == appliers.RolloutPaused {
+			o.Health, o.Message = Suspended, r.Message
+		}
 	}
 	return o
 }
@@ -139,26 +144,6 @@ func jobComplete(u *unstructured.Unstructured) bool {
 		if ok && m["type"] == "Complete" && m["status"] == "True" {
 			return true
 		}
-	}
-	return false
-}
-
-// frozen: a workload whose rollout is held on purpose: a Deployment with
-// spec.paused, a StatefulSet or DaemonSet that gitpace froze (appliers
-// FreezeWorkload).
-func frozen(u *unstructured.Unstructured) bool {
-	if u.GroupVersionKind().Group != "apps" {
-		return false
-	}
-	switch u.GetKind() {
-	case "Deployment":
-		return nestedBool(u, "spec", "paused")
-	case "StatefulSet":
-		_, ok := u.GetAnnotations()[appliers.PausedPartitionAnnotation]
-		return ok
-	case "DaemonSet":
-		_, ok := u.GetAnnotations()[appliers.PausedUpdateStrategyAnnotation]
-		return ok
 	}
 	return false
 }
