@@ -253,7 +253,7 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 			}
 		}
 	}
-	if p, r, pods := a.workloadsPhase(ctx, st.Inventory); phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+	if p, r, pods := a.workloadsPhase(ctx, st); phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
 		phase, reason, failing = p, r, pods // StatefulSets, DaemonSets
 	}
 	if phase == state.Synced || phase == state.Progressing {

@@ -305,3 +305,35 @@ func TestCustomResourceReadyCondition(t *testing.T) {
 	}
 }
 
+
+// TestStatefulSetRolloutFailsOnStuckPod: a StatefulSet's new pod that no
+// node can take (a nodeSelector no fake node matches) stops its rollout
+// for good (OrderedReady); once the scheduler has refused it for kstatus's
+// 15 s, the app is Failed, Degraded, with the pod named, and the history
+// entry says failed: the StatefulSet's own failure signal (it has no
+// progress deadline).
+func TestStatefulSetRolloutFailsOnStuckPod(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("db v1", map[string]string{"apps/db/db.yaml": workloadYAML("StatefulSet", "db:v1")})
+	f.run()
+	f.eventually("v1 Synced", time.Minute, func() bool {
+		st := f.appState("db")
+		return st != nil && st.Phase == state.Synced
+	})
+	stuck := strings.Replace(workloadYAML("StatefulSet", "db:v2"), "      containers:\n", "      nodeSelector: {disk: none}\n      containers:\n", 1)
+	f.repo.Commit("db v2 on no node", map[string]string{"apps/db/db.yaml": stuck})
+	f.eventually("app Failed and Degraded", time.Minute, func() bool {
+		st := f.appState("db")
+		return st.Phase == state.Failed && st.Health == health.Degraded
+	})
+	st := f.appState("db")
+	if !strings.Contains(st.Reason, "not Ready: db-2 (Unschedulable: ") || !strings.HasPrefix(st.HealthReason, "StatefulSet/"+f.ns+"/db: rollout cannot finish; not Ready: db-2 (Unschedulable: ") {
+		t.Errorf("reason %q, health reason %q: want the unschedulable pod db-2 named", st.Reason, st.HealthReason)
+	}
+	if len(st.FailingPods) != 1 || st.FailingPods[0].Name != "db-2" {
+		t.Errorf("failing pods %+v, want db-2", st.FailingPods)
+	}
+	if e := st.Last(); e == nil || e.Outcome != state.FailedOut {
+		t.Errorf("newest history entry %+v, want failed", e)
+	}
+}

@@ -86,10 +86,13 @@ func rolledWorkloads(refs []appliers.ObjectRef) []appliers.ObjectRef {
 // phase: Failed (with the stuck pods of the new revision,
 // appliers.RolloutPodFailure) before Progressing (a rollout not finished,
 // or frozen) before Synced. It reads each one, and lists its pods only
-// while its rollout is in flight.
-func (a *Agent) workloadsPhase(ctx context.Context, refs []appliers.ObjectRef) (state.Phase, string, []state.PodIssue) {
+// while its rollout is in flight. A failed rollout makes the app Degraded
+// on the health axis too, naming the workload (kstatus, which reads no
+// pods, still says InProgress; a Deployment past its deadline is Failed
+// there, hence Degraded).
+func (a *Agent) workloadsPhase(ctx context.Context, st *state.App) (state.Phase, string, []state.PodIssue) {
 	phase, reason := state.Synced, ""
-	for _, ref := range rolledWorkloads(refs) {
+	for _, ref := range rolledWorkloads(st.Inventory) {
 		u, err := a.applier.Get(ctx, ref)
 		if err != nil || u == nil {
 			continue
@@ -112,8 +115,11 @@ func (a *Agent) workloadsPhase(ctx context.Context, refs []appliers.ObjectRef) (
 						issues = append(issues, state.PodIssue{Name: p.Name, Reason: p.Reason})
 						names = append(names, p.Name+" ("+p.Reason+")")
 					}
+					notReady := strings.Join(names, ", ")
 					msg := fmt.Sprintf("%s %s/%s rollout cannot finish: %s; not Ready: %s", strings.ToLower(ref.Kind), ref.Namespace, ref.Name,
-						strings.TrimSuffix(r.Message, "..."), strings.Join(names, ", "))
+						strings.TrimSuffix(r.Message, "..."), notReady)
+					st.Health, st.HealthReason = health.Degraded, ref.String()+": rollout cannot finish; not Ready: "+notReady
+					a.cfg.Metrics.health(st.Name, health.Degraded)
 					return state.Failed, msg, issues
 				}
 			}
