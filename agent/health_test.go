@@ -305,7 +305,6 @@ func TestCustomResourceReadyCondition(t *testing.T) {
 	}
 }
 
-
 // TestStatefulSetRolloutFailsOnStuckPod: a StatefulSet's new pod that no
 // node can take (a nodeSelector no fake node matches) stops its rollout
 // for good (OrderedReady); once the scheduler has refused it for kstatus's
