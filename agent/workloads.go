@@ -23,15 +23,25 @@ import (
 // UnfreezeWorkload by freeze and resume.
 
 // refreshHealth sets the app's health (the second axis beside its phase)
-// from its live objects, read through the applier (a GET per inventory
+// from its live objects and its BCS deployments' paced status (st.BCS), read through the applier (a GET per inventory
 // object; an informer cache can stand in: health.Getter), and its metric.
 // A read error keeps the previous health and is logged.
 func (a *Agent) refreshHealth(ctx context.Context, st *state.App) {
-	h, err := health.Of(ctx, a.applier, st.Inventory)
+	var refs []appliers.ObjectRef
+	for _, ref := range st.Inventory {
+		if ref.Group != bcsGroup { // BCS deployments: their paced status, below
+			refs = append(refs, ref)
+		}
+	}
+	objs, err := health.Objects(ctx, a.applier, refs)
 	if err != nil {
 		a.cfg.Log.Warn("reading the health of the app's objects", "app", st.Name, "err", err)
 		return
 	}
+	for _, b := range st.BCS {
+		objs = append(objs, health.OfBCS(bcsRef(b.Namespace, b.Name), b))
+	}
+	h := health.Aggregate(objs)
 	if st.Health != h.Health {
 		a.cfg.Log.Info("app health", "app", st.Name, "health", h.Health, "reason", h.Reason)
 	}

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 )
 
 func ref(kind, name string) appliers.ObjectRef {
@@ -158,5 +159,24 @@ metadata: {name: c, deletionTimestamp: "2026-11-30T00:00:00Z"}`, Progressing, "R
 				t.Errorf("got %s %q (kstatus %s), want %s %q", got.Health, got.Message, got.Status, tc.health, tc.msg)
 			}
 		})
+	}
+}
+
+func TestOfBCS(t *testing.T) {
+	r := appliers.ObjectRef{Group: "bcs.gitpace.dev", Version: "v4", Kind: "deployment", Namespace: "defaultgroup", Name: "test"}
+	for _, tc := range []struct {
+		status, reason string
+		health         Health
+		msg            string
+	}{
+		{paced.StatusRunning, "", Healthy, "Running"},
+		{paced.StatusRollingUpdate, "cycle 2 of 2 starts at 2026-11-27T00:01:24Z (upgradeDuration 1m0s)", Progressing, "RollingUpdate: cycle 2 of 2 starts at 2026-11-27T00:01:24Z (upgradeDuration 1m0s)"},
+		{paced.StatusUpdatePaused, "paused by web/PAUSE", Suspended, "UpdatePaused: paused by web/PAUSE"},
+		{paced.StatusUpdateSuspend, "start phase over 6m0s", Degraded, "UpdateSuspend: start phase over 6m0s"},
+	} {
+		got := OfBCS(r, paced.Status{Status: tc.status, Reason: tc.reason})
+		if got.Health != tc.health || got.Message != tc.msg {
+			t.Errorf("%s: got %s %q, want %s %q", tc.status, got.Health, got.Message, tc.health, tc.msg)
+		}
 	}
 }

@@ -34,6 +34,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/paced"
 )
 
 // Health is an object's or an app's health, as Argo CD names it.
@@ -201,13 +202,44 @@ type Getter interface {
 // their health. A read error (other than not found) is returned, naming the
 // object: it is never taken for Missing.
 func Of(ctx context.Context, g Getter, inventory []appliers.ObjectRef) (App, error) {
-	objs := make([]Object, 0, len(inventory))
-	for _, ref := range inventory {
+	objs, err := Objects(ctx, g, inventory)
+	if err != nil {
+		return App{}, err
+	}
+	return Aggregate(objs), nil
+}
+
+// Objects reads each object of refs through g and returns its health, in
+// the order of refs; a read error is returned as Of returns it.
+func Objects(ctx context.Context, g Getter, refs []appliers.ObjectRef) ([]Object, error) {
+	objs := make([]Object, 0, len(refs))
+	for _, ref := range refs {
 		u, err := g.Get(ctx, ref)
 		if err != nil {
-			return App{}, fmt.Errorf("health of %s: %w", ref, err)
+			return nil, fmt.Errorf("health of %s: %w", ref, err)
 		}
 		objs = append(objs, OfObject(ref, u))
 	}
-	return Aggregate(objs), nil
+	return objs, nil
+}
+
+// OfBCS is the health of a BCS v4 deployment (ref) that gitpace paces, from
+// its status as bcs-client lists it (appliers/paced): Running → Healthy;
+// Deploying, RollingUpdate, Deleting → Progressing; UpdatePaused (PAUSE, a
+// closed window, a manual cycle) → Suspended; UpdateSuspend (a start or
+// delete phase past its timeout) → Degraded.
+func OfBCS(ref appliers.ObjectRef, st paced.Status) Object {
+	o := Object{Ref: ref, Status: kstatus.InProgressStatus, Health: Progressing, Message: st.Status}
+	if st.Reason != "" {
+		o.Message += ": " + st.Reason
+	}
+	switch st.Status {
+	case paced.StatusRunning:
+		o.Status, o.Health = kstatus.CurrentStatus, Healthy
+	case paced.StatusUpdatePaused:
+		o.Health = Suspended
+	case paced.StatusUpdateSuspend:
+		o.Status, o.Health = kstatus.FailedStatus, Degraded
+	}
+	return o
 }
