@@ -6,7 +6,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +63,9 @@ type Config struct {
 	// TakeoverManagers are the field managers whose fields gitpace takes
 	// over before applying (nil: appliers.DefaultTakeoverManagers).
 	TakeoverManagers []string
+	// Concurrency is how many apps are reconciled at once (default
+	// DefaultConcurrency). One app is never reconciled twice at once.
+	Concurrency int
 }
 
 // Agent is a running reconciler. Create it with New.
@@ -73,25 +75,38 @@ type Agent struct {
 	store   *state.Store
 	kube    kubernetes.Interface
 
-	mu   sync.Mutex
-	apps map[string]*state.App // this agent's apps; nil until loaded from the cluster
+	// mu guards the maps below and the apps map itself; an app's
+	// *state.App is touched only by the worker reconciling that app.
+	mu sync.Mutex
+	// statesMu: workers reconcile under its read lock; building a pass
+	// (adopting legacy states, reading every app's inventory) takes it
+	// whole.
+	statesMu sync.RWMutex
+	apps     map[string]*state.App // this agent's apps; nil until loaded from the cluster
 	// legacy are states written before agents had identities, adopted by
 	// the first agent whose revision holds an app of that name.
 	legacy map[string]*state.App
-	// retryAt: apps waiting for a condition (a namespace terminating) are
-	// diffed again at this time though nothing changed. Loop goroutine only.
-	retryAt    map[string]time.Time
-	emptyHeld  string            // the reason an empty revision is held, once printed
-	skipped    map[string]string // what the revision holds and gitpace did not read, once printed
-	lastHead   string
-	lastSnap   *sources.Snapshot
-	lastCommit *object.Commit        // the signature gate's last lookup
-	dirty      map[string]bool       // apps to diff again though git did not move
+	// current is the pass in force: the newest revision built.
+	current *pass
+	// work: why each app is queued (want), until a worker takes it.
+	work map[string]want
+	// retryAt: apps waiting for a condition (a namespace terminating) or
+	// failed transiently are due again at this time, for retryWant.
+	retryAt   map[string]time.Time
+	retryWant map[string]want
+	emptyHeld string            // the reason an empty revision is held, once printed (source pass only)
+	skipped   map[string]string // what the revision holds and gitpace did not read, once printed (source pass only)
+	lastHead  string
+	// lastCommit is the signature gate's last lookup.
+	lastCommit *object.Commit
 	lastFull   time.Time             // last time every app was diffed
 	wake       time.Time             // reconcile every app at this time (window edges)
 	expected   map[string]int64      // generation gitpace last wrote, per object key
 	owned      map[string]string     // object key -> app, for the watch
 	paced      map[string]*pacedItem // BCS deployments in force, by ref key
+	// pacedRun serializes the BCS engine's steps (drivePaced) and deletes
+	// (prune).
+	pacedRun   sync.Mutex
 	namespaces map[string]bool
 	engine     *paced.Engine
 	outLines   map[string]string // last progress line printed per object
@@ -99,21 +114,23 @@ type Agent struct {
 	// deadlines names the ProgressDeadlineExceeded condition of each
 	// watched Deployment past its deadline (deadlineID).
 	deadlines map[string]string
-	statusCh  chan string
-	pacedCh   chan struct{}
-	// healthRechecks: apps whose health is read again soon (workloads.go).
-	healthRechecks map[string]bool
 	// onFailure is the newest revision's gitpace.yaml onFailure; failNotes
 	// and revertErrs are what handling failures remembers (failure.go).
-	// Loop goroutine only.
 	onFailure  policies.FailurePolicy
 	failNotes  map[string]failNote
 	revertErrs map[string]string
+	// gitMu serializes commits the agent makes (onFailure revert).
+	gitMu sync.Mutex
 	// notes are the object notes printed (printNotes), by object key.
-	// Loop goroutine only.
 	notes map[string]string
+	// elsewhere caches, per pass, what other agents' inventories claim.
+	elsewhere struct {
+		sync.Mutex
+		rev   *revision
+		claim func(string) (string, bool)
+	}
 
-	trigger chan struct{}
+	loop atomic.Pointer[loop]
 	// following is true while followDeployments watches (Run).
 	following atomic.Bool
 }
@@ -138,6 +155,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	cfg.Out = &syncWriter{w: cfg.Out}
 	if cfg.Name == "" {
 		sc := cfg.Source.Config()
 		cfg.Name = DefaultName(sc.URL, sc.Branch, sc.Path)
@@ -152,6 +173,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.DefaultNamespace != "" {
 		ap.DefaultNamespace = cfg.DefaultNamespace
 	}
+	ap.Agent = cfg.Name // diffs from a cache of the objects labelled with it
 	if cfg.TakeoverManagers != nil {
 		if err := appliers.CheckTakeoverManagers(cfg.TakeoverManagers); err != nil {
 			return nil, err
@@ -169,7 +191,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
 		store: store,
-		dirty: map[string]bool{}, retryAt: map[string]time.Time{},
+		work:  map[string]want{}, retryAt: map[string]time.Time{}, retryWant: map[string]want{},
 		expected: map[string]int64{},
 		owned:    map[string]string{},
 		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},
@@ -177,106 +199,33 @@ func New(cfg Config) (*Agent, error) {
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
 		failNotes: map[string]failNote{}, revertErrs: map[string]string{}, notes: map[string]string{},
-		statusCh: make(chan string, 1024),
-		pacedCh:  make(chan struct{}, 1),
-		trigger:  make(chan struct{}, 1),
 	}, nil
 }
 
 // Name is the agent's identity (Config.Name, or the one DefaultName derived).
 func (a *Agent) Name() string { return a.cfg.Name }
 
-// Trigger asks for a reconcile as soon as possible (webhook, fsnotify).
+// Trigger asks for a fetch of the source as soon as possible (webhook,
+// fsnotify, a revert committed). Without Run it does nothing: the next
+// ReconcileOnce fetches anyway.
 func (a *Agent) Trigger() {
-	select {
-	case a.trigger <- struct{}{}:
-	default:
+	if l := a.loop.Load(); l != nil {
+		l.q.Add(keySource)
 	}
 }
 
-// Run reconciles until ctx ends: at start, every Interval, on Trigger, on
-// local commits and on drift. Errors are logged and retried with backoff;
-// the last good state stays in force meanwhile.
-func (a *Agent) Run(ctx context.Context) error {
-	if err := a.cfg.Source.Watch(ctx, a.Trigger); err != nil {
-		a.cfg.Log.Warn("watching the local repository failed; polling only", "err", err)
-	}
-	a.following.Store(true)
-	go a.followDeployments(ctx)
-	backoff := time.Duration(0)
-	for {
-		err := a.ReconcileOnce(ctx)
-		wait := a.cfg.Interval
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			backoff = nextBackoff(backoff, a.cfg.Interval)
-			wait = backoff
-			a.cfg.Log.Error("reconcile failed; keeping the last good state", "err", err, "retryIn", wait.String())
-		} else {
-			backoff = 0
-		}
-		if due := a.drivePaced(ctx); !due.IsZero() {
-			wait = min(wait, max(due.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
-		}
-		a.mu.Lock()
-		if !a.wake.IsZero() {
-			wait = min(wait, max(a.wake.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
-		}
-		for _, at := range a.retryAt {
-			wait = min(wait, max(at.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
-		}
-		a.mu.Unlock()
-		if err := a.waitNext(ctx, wait); err != nil {
-			return nil
-		}
-	}
+// syncWriter serializes the progress lines of concurrent workers.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-// nextBackoff doubles from 1s, never past the poll interval nor a minute.
-func nextBackoff(prev, interval time.Duration) time.Duration {
-	limit := min(interval, time.Minute)
-	next := time.Second
-	if prev > 0 {
-		next = prev * 2
-	}
-	return min(next, limit)
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 func (a *Agent) printf(format string, args ...any) {
 	fmt.Fprintf(a.cfg.Out, "%s "+format+"\n", append([]any{a.cfg.Now().Format("15:04:05")}, args...)...)
-}
-
-// waitNext waits for the next trigger or tick, meanwhile handling rollout
-// status events (which need no git access). A BCS rollout's next due time
-// may bring the wake-up forward, never push it back: the poll interval,
-// window edges and retries that set wait always fire on time (a finished
-// rollout's due time is a resync away, and must not starve the poll).
-func (a *Agent) waitNext(ctx context.Context, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-a.trigger:
-			return nil
-		case <-t.C:
-			return nil
-		case <-a.pacedCh:
-			// A BCS ReplicaSet changed (pods Ready or gone): step its rollout.
-			if due := a.drivePaced(ctx); !due.IsZero() {
-				t.Reset(min(time.Until(deadline), max(due.Sub(a.cfg.Now()), 0)+10*time.Millisecond))
-			}
-		case app := <-a.statusCh:
-			if st, ok := a.apps[app]; ok {
-				a.refreshPhase(ctx, st)
-				if err := a.save(ctx, st); err != nil {
-					a.cfg.Log.Error("saving app state", "app", app, "err", err)
-				}
-			}
-		}
-	}
 }

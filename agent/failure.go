@@ -57,7 +57,10 @@ type failNote struct {
 // failure returns the note of failure id of key, making it with look the
 // first time that failure is seen.
 func (a *Agent) failure(ctx context.Context, key, id string, look func(context.Context) (failNote, error)) failNote {
-	if n, ok := a.failNotes[key]; ok && n.id == id {
+	a.mu.Lock()
+	n, ok := a.failNotes[key]
+	a.mu.Unlock()
+	if ok && n.id == id {
 		return n
 	}
 	n, err := look(ctx)
@@ -66,12 +69,18 @@ func (a *Agent) failure(ctx context.Context, key, id string, look func(context.C
 		return failNote{} // looked up again next time
 	}
 	n.id = id
+	a.mu.Lock()
 	a.failNotes[key] = n
+	a.mu.Unlock()
 	return n
 }
 
 // forgetFailure drops the note of a rollout that is no longer failed.
-func (a *Agent) forgetFailure(key string) { delete(a.failNotes, key) }
+func (a *Agent) forgetFailure(key string) {
+	a.mu.Lock()
+	delete(a.failNotes, key)
+	a.mu.Unlock()
+}
 
 // deploymentFailure looks at a Deployment whose rollout status says
 // failed: the not-Ready pods of its newest ReplicaSet (pods matching its
@@ -310,7 +319,10 @@ func failedEntry(st *state.App) *state.Entry {
 // is Failed and st.Reason says why), adding what it did or why it holds to
 // the reason.
 func (a *Agent) handleFailure(ctx context.Context, st *state.App) {
-	if a.onFailure != policies.FailureRevert {
+	a.mu.Lock()
+	policy := a.onFailure
+	a.mu.Unlock()
+	if policy != policies.FailureRevert {
 		return // hold: stay where it is
 	}
 	e := failedEntry(st)
@@ -331,11 +343,14 @@ func (a *Agent) handleFailure(ctx context.Context, st *state.App) {
 		note(fmt.Sprintf("%s is the app's first revision, nothing to roll back to; holding", shortHash(failed)))
 		return
 	}
-	if msg, ok := a.revertErrs[failed]; ok {
+	a.mu.Lock()
+	msg, ok := a.revertErrs[failed]
+	a.mu.Unlock()
+	if ok {
 		note(fmt.Sprintf("reverting %s failed: %s; holding", shortHash(failed), msg))
 		return
 	}
-	msg := fmt.Sprintf("gitpace onFailure: revert: app %s: revision %d (%s) failed: %s", st.Name, e.N, shortHash(failed), e.Message)
+	msg = fmt.Sprintf("gitpace onFailure: revert: app %s: revision %d (%s) failed: %s", st.Name, e.N, shortHash(failed), e.Message)
 	ctx, cancel := context.WithTimeout(ctx, revertTimeout)
 	defer cancel()
 	rv := revertJob{failed: failed, base: failed, message: msg, appDir: path.Join(a.cfg.Source.Config().Path, st.Name)}
@@ -344,9 +359,13 @@ func (a *Agent) handleFailure(ctx context.Context, st *state.App) {
 			rv.base = st.History[i-1].Revision.Commit // the revision before: what to return to
 		}
 	}
+	a.gitMu.Lock()
 	commit, found, err := a.commitRevert(ctx, rv)
+	a.gitMu.Unlock()
 	if err != nil {
+		a.mu.Lock()
 		a.revertErrs[failed] = err.Error()
+		a.mu.Unlock()
 		a.printf("app %s: onFailure revert: reverting %s failed, holding: %v", st.Name, shortHash(failed), err)
 		a.cfg.Log.Error("onFailure revert failed; holding", "app", st.Name, "failed", shortHash(failed), "err", err)
 		note(fmt.Sprintf("reverting %s failed: %v; holding", shortHash(failed), err))

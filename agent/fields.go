@@ -12,10 +12,15 @@ import (
 func (a *Agent) printNotes(app string, cs appliers.ChangeSet) {
 	for _, c := range cs {
 		key := c.Ref.Key()
-		if c.Note == "" || a.notes[key] == c.Note {
+		a.mu.Lock()
+		seen := c.Note == "" || a.notes[key] == c.Note
+		if !seen {
+			a.notes[key] = c.Note
+		}
+		a.mu.Unlock()
+		if seen {
 			continue
 		}
-		a.notes[key] = c.Note
 		a.printf("app %s: %s: %s", app, c.Ref, c.Note)
 		a.cfg.Log.Warn("object note", "app", app, "object", c.Ref.String(), "note", c.Note)
 	}

@@ -109,10 +109,7 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 		a.markDirty(app)
 	}
 	if app != "" {
-		select {
-		case a.statusCh <- app:
-		default:
-		}
+		a.enqueue(app, wantStatus)
 	}
 }
 
@@ -139,21 +136,11 @@ func (a *Agent) signalPaced(obj any) {
 	if it == nil {
 		return
 	}
-	select {
-	case a.pacedCh <- struct{}{}:
-	default:
-	}
+	a.kickPaced()
 }
 
-func (a *Agent) markDirty(app string) {
-	if app == "" {
-		return
-	}
-	a.mu.Lock()
-	a.dirty[app] = true
-	a.mu.Unlock()
-	a.Trigger()
-}
+// markDirty queues app for a drift check.
+func (a *Agent) markDirty(app string) { a.enqueue(app, wantDiff) }
 
 // cachedRollout returns the Deployment's rollout as last watched. A status
 // older than the generation gitpace last wrote is not an answer: the
@@ -213,12 +200,16 @@ func (a *Agent) own(st *state.App) {
 
 // refreshPhase derives the app's phase from its Deployments' rollouts (as
 // last seen by the watch; read once when not seen yet) and settles the
-// newest history entry's outcome.
-func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
+// newest history entry's outcome. A Deployment it cannot read (the API
+// server unreachable, RBAC) is an error, never "no information": the phase
+// stays as it was and the caller retries.
+func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 	st.BCS = a.pacedStatuses(st.Name)
-	a.refreshHealth(ctx, st)
+	if err := a.refreshHealth(ctx, st); err != nil {
+		return err
+	}
 	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
-		return
+		return nil
 	}
 	phase, reason := state.Synced, ""
 	var failing []state.PodIssue
@@ -226,11 +217,17 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		r, ok := a.cachedRollout(ref)
 		if !ok {
 			u, err := a.applier.Get(ctx, ref)
-			if err != nil || u == nil {
+			if err != nil {
+				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
+			}
+			if u == nil {
+				// Deleted behind git's back: the watch marks the app for a
+				// diff, which re-creates it.
+				phase, reason = state.OutOfSync, ref.String()+" is missing"
 				continue
 			}
 			if r, err = appliers.DeploymentStatus(u); err != nil {
-				continue
+				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
 			}
 		}
 		if r.State != appliers.RolloutFailed {
@@ -253,8 +250,12 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 			}
 		}
 	}
-	if p, r, pods := a.workloadsPhase(ctx, st); phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
-		phase, reason, failing = p, r, pods // StatefulSets, DaemonSets
+	p, r, pods, err := a.workloadsPhase(ctx, st) // StatefulSets, DaemonSets
+	if err != nil {
+		return err
+	}
+	if phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+		phase, reason, failing = p, r, pods
 	}
 	if phase == state.Synced || phase == state.Progressing {
 		if p, r, pods := a.pacedPhase(ctx, st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
@@ -283,4 +284,5 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) {
 		a.handleFailure(ctx, st)
 	}
 	a.cfg.Metrics.phase(st.Name, phase)
+	return nil
 }

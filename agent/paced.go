@@ -40,6 +40,10 @@ type pacedItem struct {
 	ctl  paced.Controls
 	due  time.Time
 	last *paced.Status
+	// gen counts changes of spec and controls: a step taken on an older
+	// generation (the engine runs beside the app workers) must not settle
+	// the newer one.
+	gen int
 }
 
 // bcsDesired parses an app's BCS v4 files into engine specs, plus each
@@ -95,10 +99,14 @@ func (a *Agent) setPaced(app string, specs []paced.Spec, promote *manifest.Promo
 		if it.spec.TemplateHash != s.TemplateHash || it.spec.Instance != s.Instance {
 			it.last = nil // a new rollout: not settled before its first step
 		}
+		it.gen++
 		it.spec = s
 		it.ctl.Paused, it.ctl.PauseReason = false, ""
 		it.ctl.Promote = toPromote(promote)
 		it.due = time.Time{}
+	}
+	if len(specs) > 0 {
+		a.kickPaced()
 	}
 }
 
@@ -115,6 +123,8 @@ func (a *Agent) controlPaced(app string, paused bool, reason string, promote *ma
 		if it.ctl.Paused != paused || it.ctl.PauseReason != reason || fmt.Sprint(it.ctl.Promote) != fmt.Sprint(p) {
 			it.ctl.Paused, it.ctl.PauseReason, it.ctl.Promote = paused, reason, p
 			it.due = time.Time{}
+			it.gen++
+			a.kickPaced()
 		}
 	}
 }
@@ -137,6 +147,8 @@ func (a *Agent) dropPaced(ref appliers.ObjectRef) {
 // the next one is due (zero: none). One step is one engine decision, so a
 // killed agent resumes exactly where the cluster says it is.
 func (a *Agent) drivePaced(ctx context.Context) time.Time {
+	a.pacedRun.Lock()
+	defer a.pacedRun.Unlock()
 	a.mu.Lock()
 	keys := make([]string, 0, len(a.paced))
 	for k := range a.paced {
@@ -150,9 +162,9 @@ func (a *Agent) drivePaced(ctx context.Context) time.Time {
 		it, ok := a.paced[k]
 		var spec paced.Spec
 		var ctl paced.Controls
-		due := time.Time{}
+		due, gen := time.Time{}, 0
 		if ok {
-			spec, ctl, due = it.spec, it.ctl, it.due
+			spec, ctl, due, gen = it.spec, it.ctl, it.due, it.gen
 		}
 		ctl.StartTimeout, ctl.DeleteTimeout = a.cfg.BCSStartTimeout, a.cfg.BCSDeleteTimeout
 		a.mu.Unlock()
@@ -177,10 +189,13 @@ func (a *Agent) drivePaced(ctx context.Context) time.Time {
 			if err != nil || st.Done || st.RequeueAfter > 0 {
 				break
 			}
-			a.reportPaced(it.app, &st)
+			a.reportPaced(it.app, &st, gen)
 		}
 		a.mu.Lock()
+		stale := it.gen != gen // git changed it meanwhile: step again at once
 		switch {
+		case stale:
+			it.due = time.Time{}
 		case err != nil:
 			a.cfg.Log.Error("BCS rollout step failed; retrying", "deployment", spec.Namespace+"/"+spec.Name, "err", err)
 			it.due = a.cfg.Now().Add(2 * time.Second)
@@ -192,7 +207,7 @@ func (a *Agent) drivePaced(ctx context.Context) time.Time {
 		next = earliest(next, it.due)
 		a.mu.Unlock()
 		if err == nil {
-			a.reportPaced(it.app, &st)
+			a.reportPaced(it.app, &st, gen)
 		}
 	}
 	return next
@@ -207,13 +222,13 @@ func earliest(a, b time.Time) time.Time {
 
 // reportPaced prints a line when a BCS deployment's line changes and asks
 // the loop to re-evaluate the app's phase.
-func (a *Agent) reportPaced(app string, st *paced.Status) {
+func (a *Agent) reportPaced(app string, st *paced.Status, gen int) {
 	key := bcsRef(st.Namespace, st.Name).Key()
 	line := pacedLine(st)
 	a.mu.Lock()
 	changed := a.outLines[key] != line
 	a.outLines[key] = line
-	if it := a.paced[key]; it != nil {
+	if it := a.paced[key]; it != nil && it.gen == gen {
 		cp := *st
 		it.last = &cp
 	}
@@ -221,10 +236,7 @@ func (a *Agent) reportPaced(app string, st *paced.Status) {
 	if changed {
 		a.printf("app %s: BCS deployment %s/%s: %s", app, st.Namespace, st.Name, line)
 	}
-	select {
-	case a.statusCh <- app:
-	default:
-	}
+	a.enqueue(app, wantStatus)
 }
 
 // pacedLine is a BCS deployment's status line: status, cycle k of n, what

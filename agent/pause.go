@@ -39,6 +39,9 @@ func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, re
 	}
 	st.PausedBy = &reason
 	st.Phase, st.Reason = phase, reason
+	if err := a.refreshHealth(ctx, st); err != nil { // the frozen objects' health still moves
+		return err
+	}
 	return a.save(ctx, st)
 }
 
@@ -63,7 +66,9 @@ func (a *Agent) resume(ctx context.Context, st *state.App) error {
 	return a.save(ctx, st)
 }
 
-// wakeAt asks for a reconcile of every app at t (a window's next change).
+// wakeAt asks for a full pass over every app at t (a window's next
+// change): under Run the source is queued for t, and the pass it makes then
+// is a full one.
 func (a *Agent) wakeAt(t time.Time) {
 	if t.IsZero() {
 		return
@@ -73,6 +78,16 @@ func (a *Agent) wakeAt(t time.Time) {
 		a.wake = t
 	}
 	a.mu.Unlock()
+	if l := a.loop.Load(); l != nil {
+		l.q.AddAfter(keySource, max(t.Sub(a.cfg.Now()), 0)+10*time.Millisecond)
+	}
+}
+
+// wakeTime is the pending window edge, zero if none.
+func (a *Agent) wakeTime() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.wake
 }
 
 // expect records the generation gitpace itself gave an object, so the watch

@@ -24,73 +24,150 @@ import (
 	"github.com/gitpace/gitpace/state"
 )
 
-// ReconcileOnce runs one pass over every app. When the branch head did not
-// move, no app is marked for a drift check and no full resync is due, it
-// makes no cluster request at all.
+// pass is a revision published to the workers: every app is reconciled
+// against the newest pass (its objects, gitpace.yaml, gates).
+type pass struct {
+	snap  *sources.Snapshot
+	rev   *revision
+	cfg   *policies.Config
+	gates []policies.Gate
+	// held, when set, holds every app of the agent and of the revision
+	// (guardEmpty): nothing is applied, nothing is pruned.
+	held string
+}
+
+// ReconcileOnce runs one pass: the source, then, Concurrency at a time,
+// every app the pass concerns (all of them on a new head or a resync; those
+// marked by a watch or due for a retry otherwise). When the branch head did
+// not move, nothing is marked and no resync is due, it makes no cluster
+// request at all. It returns the source's error, or the apps' transient
+// failures; those apps are retried by the next call.
 func (a *Agent) ReconcileOnce(ctx context.Context) error {
-	if err := a.loadState(ctx); err != nil {
+	apps, err := a.sourcePass(ctx)
+	if err != nil {
 		return err
+	}
+	if err := a.runApps(ctx, apps); err != nil {
+		a.cfg.Metrics.reconcile("error")
+		return err
+	}
+	return nil
+}
+
+// sourcePass fetches the branch head and, when it moved or a resync or
+// window edge is due, builds the revision, publishes it as the pass in
+// force and returns every app it concerns (those of the revision and those
+// that left it), marked for a full diff on a resync. Otherwise it returns
+// the apps marked by watches and retries. It writes nothing but the
+// adoption of legacy state; applying is the workers' (syncApp).
+func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
+	if err := a.loadState(ctx); err != nil {
+		a.cfg.Metrics.reconcile("source_error")
+		return nil, err
 	}
 	now := a.cfg.Now()
 	a.mu.Lock()
-	since, snap := a.lastHead, a.lastSnap
+	since, snap := a.lastHead, (*sources.Snapshot)(nil)
+	if a.current != nil {
+		snap = a.current.snap
+	}
 	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
 	if !a.wake.IsZero() && !now.Before(a.wake) {
 		full, a.wake = true, time.Time{} // a window opened or closed
 	}
-	// Take the drift marks: marks made during this pass stay for the next.
-	dirty := a.dirty
-	a.dirty = map[string]bool{}
-	for app, at := range a.retryAt {
-		if !now.Before(at) {
-			dirty[app] = true // a waiting revision's retry is due
-			delete(a.retryAt, app)
-		}
-	}
 	a.mu.Unlock()
-	restore := func() {
-		a.mu.Lock()
-		for k := range dirty {
-			a.dirty[k] = true
-		}
-		a.mu.Unlock()
-	}
 
 	fresh, err := a.cfg.Source.Fetch(ctx, since)
 	switch {
 	case errors.Is(err, sources.ErrUnchanged):
-		if !full && len(dirty) == 0 {
-			a.cfg.Metrics.reconcile("idle")
-			return nil
+		if !full {
+			apps := a.queued()
+			if len(apps) == 0 {
+				a.cfg.Metrics.reconcile("idle")
+			} else {
+				a.cfg.Metrics.reconcile("ok")
+			}
+			return apps, nil
 		}
 	case err != nil:
-		restore()
 		a.cfg.Metrics.reconcile("source_error")
-		return fmt.Errorf("source: %w", err)
+		return nil, fmt.Errorf("source: %w", err)
 	default:
 		snap = fresh
 		if since != "" {
 			a.cfg.Log.Info("new revision", "commit", snap.Revision.Short(), "subject", snap.Revision.Subject)
 		}
 	}
-	err = a.reconcileSnapshot(ctx, snap, full, dirty)
+	p, err := a.buildPass(ctx, snap)
 	if err != nil {
-		restore()
 		a.cfg.Metrics.reconcile("error")
-		return err
+		return nil, err
 	}
-	a.cfg.Metrics.reconcile("ok")
+	var w want
+	if full {
+		w = wantFull
+	}
 	a.mu.Lock()
-	a.lastHead, a.lastSnap = snap.Revision.Commit, snap
+	a.current, a.lastHead = p, snap.Revision.Commit
 	if full {
 		a.lastFull = now
 	}
+	set := map[string]bool{}
+	for _, b := range p.rev.apps {
+		set[b.app.Name] = true
+	}
+	for name := range a.apps {
+		set[name] = true
+	}
+	for name := range set {
+		a.work[name] |= w
+	}
 	a.mu.Unlock()
-	return nil
+	a.cfg.Metrics.reconcile("ok")
+	return sortedKeys(set), nil
+}
+
+// buildPass builds the agent-wide revision of snap and decides whether it
+// is held whole (guardEmpty). Adopting legacy states and reading the
+// agent's inventories excludes the workers (statesMu).
+func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, error) {
+	apps := manifest.Load(snap)
+	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
+	if cfgErr == nil {
+		a.mu.Lock()
+		a.onFailure = cfg.OnFailure // for failures seen until the next revision
+		a.mu.Unlock()
+	}
+	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
+	a.reportSkipped(snap.Skipped)
+	a.statesMu.Lock()
+	defer a.statesMu.Unlock()
+	for i := range apps {
+		if err := a.adoptLegacy(ctx, apps[i].Name); err != nil {
+			return nil, err
+		}
+	}
+	rev, err := a.buildRevision(snap.Revision, apps, cfgErr)
+	if err != nil {
+		return nil, err
+	}
+	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates}
+	if p.held = a.guardEmpty(rev, snap); p.held != "" {
+		if a.emptyHeld != p.held {
+			a.printf("revision held: %s", p.held)
+			a.cfg.Log.Warn("revision held", "reason", p.held)
+			a.emptyHeld = p.held
+		}
+	} else {
+		a.emptyHeld = ""
+	}
+	return p, nil
 }
 
 // loadState reads every app's state from the cluster once per process.
 func (a *Agent) loadState(ctx context.Context) error {
+	a.statesMu.Lock()
+	defer a.statesMu.Unlock()
 	if a.apps != nil {
 		return nil
 	}
@@ -101,26 +178,29 @@ func (a *Agent) loadState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.apps, a.legacy = map[string]*state.App{}, map[string]*state.App{}
+	apps, legacy := map[string]*state.App{}, map[string]*state.App{}
 	for _, st := range all {
 		switch st.Agent {
 		case a.cfg.Name:
-			a.apps[st.Name] = st
+			apps[st.Name] = st
 			a.own(st)
 		case "":
-			a.legacy[st.Name] = st
+			legacy[st.Name] = st
 		}
 	}
+	a.mu.Lock()
+	a.apps, a.legacy = apps, legacy
+	a.mu.Unlock()
 	return nil
 }
 
 // adoptLegacy moves the state of app name, written before agents had
 // identities, to this agent: the first agent whose revision holds an app
 // of that name reconciles it from then on. Other legacy states are never
-// touched (nothing of them is pruned).
+// touched (nothing of them is pruned). The caller holds statesMu.
 func (a *Agent) adoptLegacy(ctx context.Context, name string) error {
 	old, ok := a.legacy[name]
-	if !ok || a.apps[name] != nil {
+	if !ok || a.getApp(name) != nil {
 		return nil
 	}
 	st := *old
@@ -131,53 +211,13 @@ func (a *Agent) adoptLegacy(ctx context.Context, name string) error {
 	if err := a.store.Delete(ctx, old); err != nil {
 		return err
 	}
+	a.mu.Lock()
 	delete(a.legacy, name)
 	a.apps[name] = &st
+	a.mu.Unlock()
 	a.own(&st)
 	a.cfg.Log.Info("adopted state written before agent identities", "app", name, "agent", a.cfg.Name)
 	return nil
-}
-
-func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, full bool, dirty map[string]bool) error {
-	apps := manifest.Load(snap)
-	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
-	if cfgErr == nil {
-		a.onFailure = cfg.OnFailure // for failures seen until the next revision
-	}
-	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
-	a.reportSkipped(snap.Skipped)
-	for i := range apps {
-		if err := a.adoptLegacy(ctx, apps[i].Name); err != nil {
-			return err
-		}
-	}
-	rev, err := a.buildRevision(snap.Revision, apps, cfgErr)
-	if err != nil {
-		return err
-	}
-	if held := a.guardEmpty(rev, snap); held != "" {
-		return a.holdAll(ctx, rev, held)
-	}
-	a.emptyHeld = ""
-	var errs []error
-	for _, b := range rev.apps {
-		in := appInput{app: b.app, built: b, revision: rev, rev: snap.Revision, cfg: cfg, gates: gates, force: full || dirty[b.app.Name], full: full}
-		if err := a.reconcileApp(ctx, in); err != nil {
-			errs = append(errs, fmt.Errorf("app %s: %w", b.app.Name, err))
-		}
-	}
-	for _, name := range sortedKeys(a.apps) {
-		if rev.byName[name] != nil {
-			continue
-		}
-		if !rev.pruneOK() {
-			continue // what the invalid apps declare is unknown: prune nothing yet
-		}
-		if err := a.removeApp(ctx, rev, a.apps[name]); err != nil {
-			errs = append(errs, fmt.Errorf("app %s: %w", name, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // reportSkipped says once, per entry, what the revision holds that gitpace
@@ -202,7 +242,8 @@ func (a *Agent) reportSkipped(skipped []sources.Skipped) {
 // it keeps none of the agent's apps and would prune every object the agent
 // manages (a wrong --repo, --path or branch; Argo CD's allowEmpty guards
 // the same). An edit inside apps that keep their names is never held,
-// however many objects it replaces. "" when it may go.
+// however many objects it replaces. "" when it may go. The caller holds
+// statesMu.
 func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 	if a.cfg.AllowEmpty {
 		return ""
@@ -240,26 +281,6 @@ func (a *Agent) guardEmpty(rev *revision, snap *sources.Snapshot) string {
 	}
 	return fmt.Sprintf("revision %s keeps none of this agent's %s and would prune every object it manages (%d) while declaring none of them; nothing is applied or pruned (pass --allow-empty if that is meant)",
 		snap.Revision.Short(), plural(len(a.apps), "app"), len(managed))
-}
-
-// holdAll holds every app of the agent, and every app of the revision, with
-// reason: nothing is applied, nothing is pruned.
-func (a *Agent) holdAll(ctx context.Context, rev *revision, reason string) error {
-	if a.emptyHeld != reason {
-		a.printf("revision held: %s", reason)
-		a.cfg.Log.Warn("revision held", "reason", reason)
-		a.emptyHeld = reason
-	}
-	for _, b := range rev.apps {
-		a.appState(b.app.Name)
-	}
-	var errs []error
-	for _, name := range sortedKeys(a.apps) {
-		st := a.apps[name]
-		st.Phase, st.Reason = state.Held, reason
-		errs = append(errs, a.save(ctx, st))
-	}
-	return errors.Join(errs...)
 }
 
 // lookupCommit returns the commit object for the signature gate. Every app
@@ -336,7 +357,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	})
 	var held *policies.Held
 	switch {
-	case errors.As(err, &held) && held.Gate == "pause":
+	case errors.As(err, &held) && held.Gate == policies.GatePause:
 		if rollbackTo != nil && len(specs) > 0 {
 			// BCS allows cancel while paused: a revert reaches the paced
 			// engine (which cancels at once); native objects stay held.
@@ -344,7 +365,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		}
 		a.controlPaced(st.Name, true, held.Reason, in.app.Promote)
 		return a.freeze(ctx, st, state.Paused, held.Reason, in.force)
-	case errors.As(err, &held) && held.Gate == "window":
+	case errors.As(err, &held) && held.Gate == policies.GateWindow:
 		a.wakeAt(held.RetryAt)
 		reason := fmt.Sprintf("revision %s held by window: %s", in.rev.Short(), held.Reason)
 		a.controlPaced(st.Name, true, reason, in.app.Promote)
@@ -372,7 +393,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		}
 	}
 	if !pending && !in.force {
-		a.refreshPhase(ctx, st)
+		if err := a.refreshPhase(ctx, st); err != nil {
+			return err
+		}
 		return a.save(ctx, st)
 	}
 	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.full {
@@ -381,8 +404,18 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
 	}
+	switch why, err := a.waitsForPeers(ctx, in); {
+	case err != nil:
+		return err
+	case why != "":
+		return a.waitForPeer(ctx, st, in.rev, why)
+	}
 	causes := stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
-	diff, err := a.applier.Diff(ctx, objs)
+	fps := st.Fingerprints
+	if in.force && !in.full {
+		fps = nil // a drift mark: the watch saw a change the cache may not have yet
+	}
+	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(fps))
 	if why, ok := namespaceTerminating(err); ok {
 		return a.waitFor(ctx, st, in.rev, why)
 	}
@@ -404,7 +437,6 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		}
 		return a.refusedAtApply(ctx, st, in.rev, hash, applied, err)
 	}
-	delete(a.retryAt, st.Name)
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(refs(objs), pacedRefs(specs)...)
 	pruned, pruneErr := a.prune(ctx, in.revision, st, stale(a.canonical(st.Inventory), inventory))
@@ -414,7 +446,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		// tried) stays in the inventory, so that a later pass prunes it.
 		inventory = append(inventory, stale(stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
-	a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
+	refreshErr := a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
 	st.ChangeCauses = causes
 	if err := a.save(ctx, st); err != nil {
 		return err
@@ -422,7 +454,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if pruneErr != nil {
 		return fmt.Errorf("revision %s applied, but pruning failed: %w", in.rev.Short(), pruneErr)
 	}
-	return nil
+	return refreshErr
 }
 
 // settledRefs are the objects a prune deleted or released (Skipped).
@@ -437,9 +469,9 @@ func settledRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
 }
 
 // record updates the app's state after a successful apply and prints what
-// happened.
+// happened. Its error is refreshPhase's: the revision is recorded anyway.
 func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision, hash string,
-	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet, takenFrom map[string][]string) {
+	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet, takenFrom map[string][]string) error {
 	handedTo := map[string][]string{}
 	for _, c := range cs {
 		if app, ok := strings.CutPrefix(c.Reason, handedOverPrefix); ok && c.Action == appliers.Skipped {
@@ -496,8 +528,14 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 	}
 	st.Applied, st.ContentHash, st.Templates = &rev, hash, templates
 	st.Inventory = inventory
+	st.Fingerprints = map[string]string{}
+	for _, c := range cs {
+		if c.Fingerprint != "" {
+			st.Fingerprints[c.Ref.Key()] = c.Fingerprint
+		}
+	}
 	a.own(st)
-	a.refreshPhase(ctx, st)
+	return a.refreshPhase(ctx, st)
 }
 
 // stamp adds gitpace's labels, the app annotation and, on workloads, a
@@ -675,27 +713,15 @@ func (a *Agent) rejectOrRetry(ctx context.Context, st *state.App, rev sources.Re
 	return a.reject(ctx, st, rev, err)
 }
 
-// isTransient: an error that a retry may cure, as opposed to bad input.
-func isTransient(err error) bool {
-	if errors.Is(err, appliers.ErrUnknownKind) || appliers.IsSchemaError(err) {
-		return false
-	}
-	switch {
-	case apierrors.IsNotFound(err),
-		apierrors.IsForbidden(err), apierrors.IsAlreadyExists(err), apierrors.IsConflict(err),
-		apierrors.IsMethodNotSupported(err), apierrors.IsUnsupportedMediaType(err),
-		apierrors.IsRequestEntityTooLargeError(err), apierrors.IsNotAcceptable(err):
-		return false
-	}
-	return true
-}
-
 func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h *policies.Held) error {
 	reason := fmt.Sprintf("revision %s held by %s: %s", rev.Short(), h.Gate, h.Reason)
 	if st.Phase != state.Held || st.Reason != reason {
 		a.printf("app %s: %s", st.Name, reason)
 	}
 	st.Phase, st.Reason = state.Held, reason
+	if err := a.refreshHealth(ctx, st); err != nil { // the objects in force still run
+		return err
+	}
 	return a.save(ctx, st)
 }
 
@@ -732,8 +758,11 @@ func (a *Agent) removeApp(ctx context.Context, rev *revision, st *state.App) err
 	}
 	a.printf("%s", msg)
 	a.cfg.Metrics.forget(st.Name)
+	a.mu.Lock()
 	delete(a.apps, st.Name)
 	delete(a.retryAt, st.Name)
+	delete(a.retryWant, st.Name)
+	a.mu.Unlock()
 	return nil
 }
 
@@ -813,18 +842,36 @@ func (a *Agent) canonical(refs []appliers.ObjectRef) []appliers.ObjectRef {
 
 // waitFor records that app's revision waits for a condition outside git
 // (a namespace still terminating: Kubernetes refuses every create in it
-// until it is gone). It is not rejected: the app is diffed again every
-// retryWait until it goes through.
+// until it is gone). It is not rejected: it returns a *WaitingError, and
+// the app is diffed again every retryWait until it goes through.
 func (a *Agent) waitFor(ctx context.Context, st *state.App, rev sources.Revision, why string) error {
-	reason := fmt.Sprintf("revision %s waits: %s; retrying every %s", rev.Short(), why, retryWait)
+	return a.wait(ctx, st, rev, fmt.Sprintf("%s; retrying every %s", why, retryWait), errors.New(why), retryWait)
+}
+
+// waitForPeer records that app's revision waits for another app of the
+// same revision (waitsForPeers); it is tried again in peerRetry, and, in
+// one ReconcileOnce pass, as soon as the other apps' round is over.
+func (a *Agent) waitForPeer(ctx context.Context, st *state.App, rev sources.Revision, why string) error {
+	return a.wait(ctx, st, rev, why, &peerWait{why: why}, peerRetry)
+}
+
+// wait records a waiting revision (OutOfSync, with what it waits for) and
+// returns the *WaitingError that queues the app again after retry.
+func (a *Agent) wait(ctx context.Context, st *state.App, rev sources.Revision, what string, cause error, retry time.Duration) error {
+	reason := fmt.Sprintf("revision %s waits: %s", rev.Short(), what)
 	if st.Reason != reason {
 		a.printf("app %s: %s", st.Name, reason)
-		a.cfg.Log.Info("revision waits", "app", st.Name, "commit", rev.Short(), "reason", why)
+		a.cfg.Log.Info("revision waits", "app", st.Name, "commit", rev.Short(), "reason", cause.Error())
 	}
 	st.Phase, st.Reason = state.OutOfSync, reason
-	a.retryAt[st.Name] = a.cfg.Now().Add(retryWait)
-	return a.save(ctx, st)
+	if err := a.save(ctx, st); err != nil {
+		return err
+	}
+	return &WaitingError{Err: cause, At: a.cfg.Now().Add(retry)}
 }
+
+// peerRetry is how often a revision waiting for another app is tried again.
+const peerRetry = time.Second
 
 // retryWait is how often a waiting revision is tried again.
 const retryWait = 3 * time.Second
@@ -848,7 +895,10 @@ func namespaceTerminating(err error) (string, bool) {
 	return "its namespace is being terminated", true
 }
 
+// appState returns app name's state, new (OutOfSync) if it has none.
 func (a *Agent) appState(name string) *state.App {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	st, ok := a.apps[name]
 	if !ok {
 		st = &state.App{Name: name, Agent: a.cfg.Name, Phase: state.OutOfSync}
@@ -857,7 +907,17 @@ func (a *Agent) appState(name string) *state.App {
 	return st
 }
 
+// getApp returns app name's state, nil if it has none.
+func (a *Agent) getApp(name string) *state.App {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.apps[name]
+}
+
+// save writes the app's state, with its BCS rollouts' newest status
+// (whatever held or froze the app meanwhile).
 func (a *Agent) save(ctx context.Context, st *state.App) error {
+	st.BCS = a.pacedStatuses(st.Name)
 	st.Updated = a.cfg.Now().UTC().Truncate(time.Second)
 	a.cfg.Metrics.phase(st.Name, st.Phase) // every phase, rejected and held ones too
 	return a.store.Save(ctx, st)           // writes only when more than Updated changed
@@ -985,7 +1045,9 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 			out = append(out, appliers.Change{Ref: r, Action: appliers.Skipped, Reason: handedOverPrefix + app})
 			continue
 		}
+		a.pacedRun.Lock()
 		deleted, err := a.engine.Delete(ctx, r.Namespace, r.Name, owner.Owns)
+		a.pacedRun.Unlock()
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -1023,8 +1085,10 @@ func (a *Agent) prune(ctx context.Context, rev *revision, st *state.App, refs []
 // other agents sharing the state namespace list in their inventories:
 // neither of two agents declaring one object may delete it.
 func (a *Agent) claimedElsewhere(ctx context.Context, rev *revision) (func(string) (string, bool), error) {
-	if rev.elsewhere != nil {
-		return rev.elsewhere, nil
+	a.elsewhere.Lock()
+	defer a.elsewhere.Unlock()
+	if a.elsewhere.rev == rev {
+		return a.elsewhere.claim, nil
 	}
 	all, err := a.store.List(ctx)
 	if err != nil {
@@ -1039,8 +1103,9 @@ func (a *Agent) claimedElsewhere(ctx context.Context, rev *revision) (func(strin
 			claimed[a.applier.Canonical(r).Key()] = appliers.Owner{Agent: st.Agent, App: st.Name}.String()
 		}
 	}
-	rev.elsewhere = func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }
-	return rev.elsewhere, nil
+	a.elsewhere.rev = rev
+	a.elsewhere.claim = func(key string) (string, bool) { o, ok := claimed[key]; return o, ok }
+	return a.elsewhere.claim, nil
 }
 
 func pacedRefs(specs []paced.Spec) []appliers.ObjectRef {

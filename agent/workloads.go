@@ -25,8 +25,9 @@ import (
 // refreshHealth sets the app's health (the second axis beside its phase)
 // from its live objects and its BCS deployments' paced status (st.BCS), read through the applier (a GET per inventory
 // object; an informer cache can stand in: health.Getter), and its metric.
-// A read error keeps the previous health and is logged.
-func (a *Agent) refreshHealth(ctx context.Context, st *state.App) {
+// A read error is returned (the health stays as it was), as refreshPhase
+// treats a Deployment it cannot read.
+func (a *Agent) refreshHealth(ctx context.Context, st *state.App) error {
 	var refs []appliers.ObjectRef
 	for _, ref := range st.Inventory {
 		if ref.Group != bcsGroup { // BCS deployments: their paced status, below
@@ -35,8 +36,7 @@ func (a *Agent) refreshHealth(ctx context.Context, st *state.App) {
 	}
 	objs, err := health.Objects(ctx, a.applier, refs)
 	if err != nil {
-		a.cfg.Log.Warn("reading the health of the app's objects", "app", st.Name, "err", err)
-		return
+		return err
 	}
 	for _, b := range st.BCS {
 		objs = append(objs, health.OfBCS(bcsRef(b.Namespace, b.Name), b))
@@ -50,6 +50,7 @@ func (a *Agent) refreshHealth(ctx context.Context, st *state.App) {
 	if h.Health == health.Progressing {
 		a.recheckHealth(st.Name)
 	}
+	return nil
 }
 
 // healthRecheck is when the health of a Progressing app is read again,
@@ -57,27 +58,19 @@ func (a *Agent) refreshHealth(ctx context.Context, st *state.App) {
 // nothing else would notice that they became Healthy or Degraded.
 const healthRecheck = 3 * time.Second
 
-// recheckHealth asks the loop, once, to refresh app's phase and health
-// healthRecheck from now (the work queue's AddAfter, in effect).
+// recheckHealth queues app to have its phase and health refreshed
+// healthRecheck from now (the work queue's AddAfter; the delaying queue
+// keeps one entry per app). Only under Run: a ReconcileOnce pass has no
+// timers, and an idle pass must make no request.
 func (a *Agent) recheckHealth(app string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.healthRechecks[app] {
+	l := a.loop.Load()
+	if l == nil {
 		return
 	}
-	if a.healthRechecks == nil {
-		a.healthRechecks = map[string]bool{}
-	}
-	a.healthRechecks[app] = true
-	time.AfterFunc(healthRecheck, func() {
-		a.mu.Lock()
-		delete(a.healthRechecks, app)
-		a.mu.Unlock()
-		select {
-		case a.statusCh <- app:
-		default:
-		}
-	})
+	a.mu.Lock()
+	a.work[app] |= wantStatus
+	a.mu.Unlock()
+	l.q.AddAfter(app, healthRecheck)
 }
 
 // rolledWorkloads are the StatefulSets and DaemonSets of an inventory: the
@@ -96,49 +89,69 @@ func rolledWorkloads(refs []appliers.ObjectRef) []appliers.ObjectRef {
 // phase: Failed (with the stuck pods of the new revision,
 // appliers.RolloutPodFailure) before Progressing (a rollout not finished,
 // or frozen) before Synced. It reads each one, and lists its pods only
-// while its rollout is in flight. A failed rollout makes the app Degraded
+// while its rollout is in flight; a read error is returned, a missing one
+// makes the app OutOfSync (as a missing Deployment does). A failed rollout
+// makes the app Degraded
 // on the health axis too, naming the workload (kstatus, which reads no
 // pods, still says InProgress; a Deployment past its deadline is Failed
 // there, hence Degraded).
-func (a *Agent) workloadsPhase(ctx context.Context, st *state.App) (state.Phase, string, []state.PodIssue) {
+func (a *Agent) workloadsPhase(ctx context.Context, st *state.App) (state.Phase, string, []state.PodIssue, error) {
 	phase, reason := state.Synced, ""
 	for _, ref := range rolledWorkloads(st.Inventory) {
 		u, err := a.applier.Get(ctx, ref)
-		if err != nil || u == nil {
+		if err != nil {
+			return "", "", nil, fmt.Errorf("reading the rollout of %s: %w", ref, err)
+		}
+		if u == nil {
+			phase, reason = state.OutOfSync, ref.String()+" is missing"
 			continue
 		}
 		r, _, err := appliers.WorkloadStatus(u)
-		if err != nil || r.State == appliers.RolloutComplete {
+		if err != nil {
+			return "", "", nil, fmt.Errorf("reading the rollout of %s: %w", ref, err)
+		}
+		if r.State == appliers.RolloutComplete {
 			continue
 		}
 		if r.State == appliers.RolloutProgressing {
-			sel, err := podSelector(u)
+			stuck, err := a.stuckPods(ctx, ref, u)
 			if err != nil {
-				continue
+				return "", "", nil, err
 			}
-			pods, err := a.kube.CoreV1().Pods(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-			if err == nil {
-				if stuck := appliers.RolloutPodFailure(pods.Items, appliers.NewRevisionPod(u), a.cfg.Now()); len(stuck) > 0 {
-					var issues []state.PodIssue
-					var names []string
-					for _, p := range stuck {
-						issues = append(issues, state.PodIssue{Name: p.Name, Reason: p.Reason})
-						names = append(names, p.Name+" ("+p.Reason+")")
-					}
-					notReady := strings.Join(names, ", ")
-					msg := fmt.Sprintf("%s %s/%s rollout cannot finish: %s; not Ready: %s", strings.ToLower(ref.Kind), ref.Namespace, ref.Name,
-						strings.TrimSuffix(r.Message, "..."), notReady)
-					st.Health, st.HealthReason = health.Degraded, ref.String()+": rollout cannot finish; not Ready: "+notReady
-					a.cfg.Metrics.health(st.Name, health.Degraded)
-					return state.Failed, msg, issues
+			if len(stuck) > 0 {
+				var issues []state.PodIssue
+				var names []string
+				for _, p := range stuck {
+					issues = append(issues, state.PodIssue{Name: p.Name, Reason: p.Reason})
+					names = append(names, p.Name+" ("+p.Reason+")")
 				}
+				notReady := strings.Join(names, ", ")
+				msg := fmt.Sprintf("%s %s/%s rollout cannot finish: %s; not Ready: %s", strings.ToLower(ref.Kind), ref.Namespace, ref.Name,
+					strings.TrimSuffix(r.Message, "..."), notReady)
+				st.Health, st.HealthReason = health.Degraded, ref.String()+": rollout cannot finish; not Ready: "+notReady
+				a.cfg.Metrics.health(st.Name, health.Degraded)
+				return state.Failed, msg, issues, nil
 			}
 		}
 		if phase == state.Synced {
 			phase, reason = state.Progressing, r.Message
 		}
 	}
-	return phase, reason, nil
+	return phase, reason, nil, nil
+}
+
+// stuckPods lists the pods of workload u (ref) and returns those of its new
+// revision that cannot become Ready (appliers.RolloutPodFailure).
+func (a *Agent) stuckPods(ctx context.Context, ref appliers.ObjectRef, u *unstructured.Unstructured) ([]appliers.PodFailure, error) {
+	sel, err := podSelector(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: spec.selector: %w", ref, err)
+	}
+	pods, err := a.kube.CoreV1().Pods(ref.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", ref, err)
+	}
+	return appliers.RolloutPodFailure(pods.Items, appliers.NewRevisionPod(u), a.cfg.Now()), nil
 }
 
 // podSelector is a workload's spec.selector as a label selector string.
@@ -190,8 +203,5 @@ func (a *Agent) observeWorkload(obj any) {
 		a.printf("app %s: %s %s/%s: %s (desired %d, current %d, up-to-date %d, available %d)",
 			app, r.Kind, r.Namespace, r.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
 	}
-	select {
-	case a.statusCh <- app:
-	default:
-	}
+	a.enqueue(app, wantStatus)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,9 +54,26 @@ type Applier struct {
 	// TakeoverManagers are the field managers whose fields gitpace takes
 	// over before applying (DefaultTakeoverManagers; see takeover.go).
 	TakeoverManagers []string
+	// Agent, when set, is the agent identity (the value of AgentLabel on
+	// the objects it applies): Diff then keeps a cache of those objects,
+	// fed by watches, and trusts fingerprints (cache.go). Set it before the
+	// first Diff.
+	Agent string
+	// Concurrency bounds the requests one Diff or Apply has in flight
+	// (DefaultConcurrency when 0).
+	Concurrency int
 
-	mu sync.Mutex
+	mu    sync.Mutex
+	epoch uint64 // discovery resets so far (under mu)
+
+	cacheOnce sync.Once
+	cache     *liveCache
 }
+
+// DefaultConcurrency is the requests one Diff or Apply has in flight: the
+// objects of one app are dry-run and applied 8 at a time (within a rank:
+// Namespaces, then CRDs, then the rest).
+const DefaultConcurrency = 8
 
 // New returns an Applier for the cluster of cfg.
 func New(cfg *rest.Config) (*Applier, error) {
@@ -86,10 +104,30 @@ func New(cfg *rest.Config) (*Applier, error) {
 // the kind is unknown (a CRD applied moments ago). The error for a kind the
 // server does not serve names it.
 func (a *Applier) Mapping(ref ObjectRef) (*meta.RESTMapping, error) {
+	return a.mappingSince(ref, a.discoveryEpoch())
+}
+
+// discoveryEpoch counts the discovery resets so far: a pass (Diff, Apply,
+// Prepare) notes it when it begins.
+func (a *Applier) discoveryEpoch() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.epoch
+}
+
+// mappingSince is Mapping for a pass that began at discovery epoch since:
+// an unknown kind refreshes discovery only when nothing refreshed it since
+// (once per pass, not once per object of an unknown kind).
+func (a *Applier) mappingSince(ref ObjectRef, since uint64) (*meta.RESTMapping, error) {
 	gvk := ref.GVK()
 	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if meta.IsNoMatchError(err) {
-		a.resetDiscovery()
+		a.mu.Lock()
+		if a.epoch == since {
+			a.mapper.Reset()
+			a.epoch++
+		}
+		a.mu.Unlock()
 		m, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if meta.IsNoMatchError(err) {
@@ -103,6 +141,7 @@ func (a *Applier) Mapping(ref ObjectRef) (*meta.RESTMapping, error) {
 func (a *Applier) resetDiscovery() {
 	a.mu.Lock()
 	a.mapper.Reset()
+	a.epoch++
 	a.mu.Unlock()
 }
 
@@ -122,7 +161,12 @@ func (a *Applier) Canonical(ref ObjectRef) ObjectRef {
 }
 
 func (a *Applier) resource(ref ObjectRef) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
-	m, err := a.Mapping(ref)
+	return a.resourceSince(ref, a.discoveryEpoch())
+}
+
+// resourceSince is resource within a pass (mappingSince).
+func (a *Applier) resourceSince(ref ObjectRef, since uint64) (dynamic.ResourceInterface, *meta.RESTMapping, error) {
+	m, err := a.mappingSince(ref, since)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,8 +203,9 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 		namespaced := m.Scope.Name() == meta.RESTScopeNameNamespace
 		return namespaced != (c.scope == "Namespaced") || (c.plural != "" && m.Resource.Resource != c.plural)
 	}
+	since := a.discoveryEpoch()
 	for _, o := range objs {
-		if m, err := a.Mapping(RefOf(o)); err == nil && stale(RefOf(o), m) {
+		if m, err := a.mappingSince(RefOf(o), since); err == nil && stale(RefOf(o), m) {
 			a.resetDiscovery()
 			break
 		}
@@ -168,7 +213,7 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 	var errs []error
 	for _, o := range objs {
 		ref := RefOf(o)
-		m, err := a.Mapping(ref)
+		m, err := a.mappingSince(ref, since)
 		if err == nil && stale(ref, m) {
 			err = fmt.Errorf("%w: discovery still serves %s as %s", ErrUnknownKind, ref.Kind, m.Scope.Name())
 		}
@@ -196,17 +241,19 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 	return errors.Join(errs...)
 }
 
+// rank is o's place in order: Namespaces 0, CRDs 1, the rest 2.
+func rank(o *unstructured.Unstructured) int {
+	switch o.GetKind() {
+	case "Namespace":
+		return 0
+	case "CustomResourceDefinition":
+		return 1
+	}
+	return 2
+}
+
 // order sorts objects so that Namespaces and CRDs come first.
 func order(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
-	rank := func(o *unstructured.Unstructured) int {
-		switch o.GetKind() {
-		case "Namespace":
-			return 0
-		case "CustomResourceDefinition":
-			return 1
-		}
-		return 2
-	}
 	out := append([]*unstructured.Unstructured(nil), objs...)
 	sort.SliceStable(out, func(i, j int) bool { return rank(out[i]) < rank(out[j]) })
 	return out
@@ -225,30 +272,86 @@ func order(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 // sent as data. A change the server refuses in place (an immutable field)
 // is an *ImmutableError, or, for an object annotated RecreateAnnotation, a
 // Recreated change (recreate.go).
-func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured) (ChangeSet, error) {
-	newNS := map[string]bool{}
+//
+// With a cache (Agent set; cache.go), an object whose fingerprint
+// (WithFingerprints) still holds is Unchanged without a request, and an
+// object absent from the cache is dry-run without being read first.
+//
+// Objects are diffed Concurrency at a time; the ChangeSet and the errors
+// (one *ObjectError per object, joined) are in order: Namespaces, CRDs,
+// then the rest, each in input order.
+func (a *Applier) Diff(ctx context.Context, objs []*unstructured.Unstructured, opts ...DiffOption) (ChangeSet, error) {
+	var o diffOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	p := &diffPass{since: a.discoveryEpoch(), newNS: map[string]bool{}, hpas: newHPAIndex(a.dyn, objs),
+		fingerprints: o.fingerprints, cache: a.liveCache()}
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
-			newNS[o.GetName()] = true
+			p.newNS[o.GetName()] = true
 		}
 	}
-	var cs ChangeSet
-	var errs []error
-	hpas := newHPAIndex(a.dyn, objs)
-	for _, o := range order(objs) {
-		c, err := a.diffOne(ctx, o, newNS, hpas)
+	ordered := order(objs)
+	changes := make([]Change, len(ordered))
+	errs := make([]error, len(ordered))
+	a.each(len(ordered), false, func(i int) error {
+		c, err := a.diffOne(ctx, ordered[i], p)
 		if err != nil {
-			errs = append(errs, a.objectError(ctx, RefOf(o), o, err))
-			continue
+			errs[i] = a.objectError(ctx, RefOf(ordered[i]), ordered[i], err)
+			return errs[i]
 		}
-		cs = append(cs, c)
+		changes[i] = c
+		return nil
+	})
+	var cs ChangeSet
+	for i := range ordered {
+		if errs[i] == nil {
+			cs = append(cs, changes[i])
+		}
 	}
 	return cs, errors.Join(errs...)
 }
 
-func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, newNS map[string]bool, hpas *hpaIndex) (Change, error) {
+// diffPass is what the objects of one Diff share.
+type diffPass struct {
+	since        uint64          // discovery epoch at the start (mappingSince)
+	newNS        map[string]bool // Namespaces the objects create
+	hpas         *hpaIndex
+	fingerprints map[string]string
+	cache        *liveCache // nil: none
+}
+
+// each runs fn(0..n-1), Concurrency at a time, started in order. With
+// stopOnError, no fn starts after one has failed (those started finish).
+func (a *Applier) each(n int, stopOnError bool, fn func(i int) error) {
+	limit := a.Concurrency
+	if limit <= 0 {
+		limit = DefaultConcurrency
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for i := range n {
+		sem <- struct{}{}
+		if stopOnError && failed.Load() {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(i); err != nil {
+				failed.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, p *diffPass) (Change, error) {
 	ref := RefOf(o)
-	ri, _, err := a.resource(ref)
+	ri, m, err := a.resourceSince(ref, p.since)
 	if errors.Is(err, ErrUnknownKind) {
 		// A kind whose CRD is in this revision (Prepare checked): it will
 		// be created.
@@ -257,15 +360,20 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	if err != nil {
 		return Change{}, err
 	}
+	if p.cache != nil && o.GetLabels()[AgentLabel] == a.Agent {
+		if c, ok, err := a.fromCache(ctx, ri, m, o, p); ok {
+			return c, err
+		}
+	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		live = nil
 	} else if err != nil {
 		return Change{}, err
 	}
-	if live == nil && ref.Namespace != "" && newNS[ref.Namespace] {
+	if live == nil && ref.Namespace != "" && p.newNS[ref.Namespace] {
 		if _, err := a.dyn.Resource(nsGVR).Get(ctx, ref.Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			return a.diffStandIn(ctx, o)
+			return a.diffStandIn(ctx, o, p.since)
 		}
 	}
 	c := Change{Ref: ref, send: toSend(o), live: live}
@@ -275,7 +383,7 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 		}
 	}
 	if live != nil && declaresReplicas(c.send) {
-		hpa, err := hpas.targeting(ctx, ref)
+		hpa, err := p.hpas.targeting(ctx, ref)
 		if err != nil {
 			return Change{}, err
 		}
@@ -304,10 +412,67 @@ func (a *Applier) diffOne(ctx context.Context, o *unstructured.Unstructured, new
 	nl, nd := Normalize(live), Normalize(result)
 	if equalObjects(nl, nd) {
 		c.Action, c.Generation, c.ResourceVersion, c.Object = Unchanged, live.GetGeneration(), live.GetResourceVersion(), live
+		if !c.takeover && !c.handover && c.Note == "" && ownsAsApplied(live, dry) {
+			c.Fingerprint = fingerprint(live, c.send)
+		}
 		return c, nil
 	}
 	c.Action, c.Diff = Configured, UnifiedDiff(ref, nl, nd)
 	return c, nil
+}
+
+// fromCache answers for o from the cache when it can (ok): Unchanged when
+// its fingerprint holds, without a request; when the cache has no such
+// object, the dry run alone: an answer without a resourceVersion is a
+// create (the server's dry run of a create stores nothing, so it has
+// none), and an error other than Invalid is the object's error whatever
+// the live object. Anything else is left to the slow path (ok false): an
+// object that exists but is not in the cache is one gitpace adopts (made
+// by kubectl, or by another agent), and an object in a Namespace that objs
+// create may need the stand-in namespace.
+func (a *Applier) fromCache(ctx context.Context, ri dynamic.ResourceInterface, m *meta.RESTMapping, o *unstructured.Unstructured, p *diffPass) (Change, bool, error) {
+	ref := RefOf(o)
+	lm, synced := p.cache.lookup(ctx, m.Resource, ref.Namespace, ref.Name)
+	if !synced {
+		return Change{}, false, nil
+	}
+	send := toSend(o)
+	if lm != nil {
+		prev := p.fingerprints[ref.Key()]
+		if (declaresReplicas(send) && p.hpas.inRevision(ref) != "") || !a.holds(prev, lm, send) {
+			return Change{}, false, nil
+		}
+		c := Change{Ref: ref, Action: Unchanged, Generation: lm.Generation, ResourceVersion: lm.ResourceVersion, Fingerprint: prev}
+		if owner, ok := OwnerOf(lm); ok {
+			c.LiveOwner = &owner
+		}
+		return c, true, nil
+	}
+	if ref.Namespace != "" && p.newNS[ref.Namespace] {
+		return Change{}, false, nil
+	}
+	dry, err := a.patch(ctx, ri, send, true)
+	switch {
+	case err != nil && !apierrors.IsInvalid(err):
+		return Change{}, true, err
+	case err != nil || dry.GetResourceVersion() != "":
+		return Change{}, false, nil
+	}
+	return Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, Normalize(dry)), send: send}, true, nil
+}
+
+// ownsAsApplied reports whether gitpace's managedFields entry of live has
+// the same fields as in dry, the result of applying git's object: gitpace
+// owns every field it declares, so a fingerprint of live is sound.
+func ownsAsApplied(live, dry *unstructured.Unstructured) bool {
+	le, ok1 := gitpaceEntry(live)
+	de, ok2 := gitpaceEntry(dry)
+	if !ok1 || !ok2 || le.APIVersion != de.APIVersion {
+		return false
+	}
+	ls, err1 := entrySet(le)
+	ds, err2 := entrySet(de)
+	return err1 == nil && err2 == nil && ls.Equals(ds)
 }
 
 // predict returns the object as Apply will leave it, from the forced dry
@@ -375,7 +540,7 @@ func (a *Applier) refused(ctx context.Context, ri dynamic.ResourceInterface, c C
 // apply in the real namespace (which follows its Namespace): refusals that
 // depend on the namespace, no stand-in namespace, or an object of the same
 // name in it, which the dry run would merge into.
-func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured) (Change, error) {
+func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured, since uint64) (Change, error) {
 	ref := RefOf(o)
 	created := Change{Ref: ref, Action: Created, Diff: UnifiedDiff(ref, nil, toSend(o))}
 	if a.StandInNamespace == "" {
@@ -383,7 +548,7 @@ func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured)
 	}
 	proxy := o.DeepCopy()
 	proxy.SetNamespace(a.StandInNamespace)
-	ri, _, err := a.resource(RefOf(proxy))
+	ri, _, err := a.resourceSince(RefOf(proxy), since)
 	if err != nil {
 		return Change{}, err
 	}
@@ -405,7 +570,15 @@ func (a *Applier) diffStandIn(ctx context.Context, o *unstructured.Unstructured)
 
 // Apply server-side-applies the objects whose entry in diff is not
 // Unchanged, Namespaces and CRDs first, and returns the resulting
-// ChangeSet. It stops at the first error. With a nil diff it diffs first.
+// ChangeSet. With a nil diff it diffs first.
+//
+// Objects are applied Concurrency at a time within a rank: every Namespace,
+// then every CRD (and, before the rest, until they are Established), then
+// the rest. At the first error no further object is started; Apply waits
+// for those in flight and returns, in order, every change that was made
+// (a caller undoing a partly applied revision needs them all) and the error
+// of the first failed object in order. Each applied change carries its
+// Fingerprint.
 //
 // Per object, as Diff planned it: a Recreated object is deleted, and
 // created once gone; fields of TakeoverManagers are first taken over (a
@@ -423,44 +596,78 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured, 
 	}
 	var out ChangeSet
 	var crds []string // applied CRDs not yet known Established
-	for _, o := range order(objs) {
-		ref := RefOf(o)
-		if len(crds) > 0 && o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "Namespace" {
+	ordered := order(objs)
+	since := a.discoveryEpoch()
+	for start := 0; start < len(ordered); {
+		end := start + 1
+		for end < len(ordered) && rank(ordered[end]) == rank(ordered[start]) {
+			end++
+		}
+		group := ordered[start:end]
+		start = end
+		if len(crds) > 0 && rank(group[0]) == 2 {
 			if err := a.waitEstablished(ctx, crds); err != nil {
 				return out, err
 			}
-			crds = nil
+			crds, since = nil, a.discoveryEpoch()
 		}
-		c, ok := planned[ref.Key()]
-		if ok && c.Action == Unchanged {
-			out = append(out, c)
-			continue
+		done := make([]*Change, len(group))
+		errs := make([]error, len(group))
+		a.each(len(group), true, func(i int) error {
+			c, err := a.applyPlanned(ctx, group[i], planned, since)
+			if err != nil {
+				errs[i] = err
+				return err
+			}
+			done[i] = &c
+			return nil
+		})
+		for i, c := range done {
+			if c == nil {
+				continue
+			}
+			out = append(out, *c)
+			if c.Action != Unchanged && group[i].GetKind() == "CustomResourceDefinition" {
+				crds = append(crds, group[i].GetName())
+			}
 		}
-		if !ok {
-			c = Change{Ref: ref, Action: Configured}
-		}
-		res, err := a.applyOne(ctx, o, c)
-		if err != nil {
-			return out, a.objectError(ctx, ref, o, err)
-		}
-		c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
-		c.send, c.live = nil, nil
-		out = append(out, c)
-		if o.GetKind() == "CustomResourceDefinition" {
-			crds = append(crds, o.GetName())
+		for _, err := range errs {
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	return out, nil
 }
 
-func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, c Change) (*unstructured.Unstructured, error) {
-	ri, _, err := a.resource(c.Ref)
+// applyPlanned applies o as planned (an Unchanged entry is returned as it
+// is; an object the diff did not plan is applied as Configured).
+func (a *Applier) applyPlanned(ctx context.Context, o *unstructured.Unstructured, planned map[string]Change, since uint64) (Change, error) {
+	ref := RefOf(o)
+	c, ok := planned[ref.Key()]
+	if ok && c.Action == Unchanged {
+		return c, nil
+	}
+	if !ok {
+		c = Change{Ref: ref, Action: Configured}
+	}
+	if c.send == nil {
+		c.send = toSend(o)
+	}
+	res, err := a.applyOne(ctx, c, since)
+	if err != nil {
+		return Change{}, a.objectError(ctx, ref, o, err)
+	}
+	c.Generation, c.ResourceVersion, c.Object = res.GetGeneration(), res.GetResourceVersion(), res
+	c.Fingerprint = fingerprint(res, c.send)
+	c.send, c.live = nil, nil
+	return c, nil
+}
+
+func (a *Applier) applyOne(ctx context.Context, c Change, since uint64) (*unstructured.Unstructured, error) {
+	ri, _, err := a.resourceSince(c.Ref, since)
 	if err != nil {
 		return nil, err
-	}
-	send := c.send
-	if send == nil {
-		send = toSend(o)
 	}
 	live := c.live
 	switch {
@@ -478,7 +685,7 @@ func (a *Applier) applyOne(ctx context.Context, o *unstructured.Unstructured, c 
 			return nil, err
 		}
 	}
-	return a.patch(ctx, ri, send, false)
+	return a.patch(ctx, ri, c.send, false)
 }
 
 // takeOver gives gitpace's manager the fields of TakeoverManagers (and, for

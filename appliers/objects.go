@@ -116,6 +116,10 @@ type Change struct {
 	// LiveOwner is the gitpace Owner the live object named before this
 	// change (Diff), nil when it names none or does not exist.
 	LiveOwner *Owner `json:"liveOwner,omitempty"`
+	// Fingerprint, for an object applied or found Unchanged, is
+	// "uid/gitpace's entry/content" (cache.go); hand it to the next Diff
+	// (WithFingerprints). "" when none could be made.
+	Fingerprint string `json:"-"`
 
 	// What Diff planned for Apply: the object to send, the live object,
 	// and the writes that come first (takeover.go, replicas.go).

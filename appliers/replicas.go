@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,10 +39,12 @@ var (
 )
 
 // hpaIndex finds the HPA that targets a workload; it lists each namespace's
-// live HPAs at most once.
+// live HPAs at most once. Safe for concurrent use.
 type hpaIndex struct {
-	dyn  dynamic.Interface
-	git  map[string]string // target key → HPA, from the revision
+	dyn dynamic.Interface
+	git map[string]string // target key → HPA, from the revision (read only)
+
+	mu   sync.Mutex // held while listing: each namespace once
 	live map[string]map[string]string
 }
 
@@ -79,13 +82,15 @@ func hpaTarget(hpa *unstructured.Unstructured) (string, bool) {
 // An API server that serves no autoscaling/v2, or forbids listing it, has
 // no live HPA to count.
 func (x *hpaIndex) targeting(ctx context.Context, ref ObjectRef) (string, error) {
-	key := targetKey(ref.Group, ref.Kind, ref.Namespace, ref.Name)
-	if h, ok := x.git[key]; ok {
+	if h := x.inRevision(ref); h != "" {
 		return h, nil
 	}
 	if ref.Namespace == "" {
 		return "", nil
 	}
+	key := targetKey(ref.Group, ref.Kind, ref.Namespace, ref.Name)
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	live, ok := x.live[ref.Namespace]
 	if !ok {
 		live = map[string]string{}
@@ -104,6 +109,11 @@ func (x *hpaIndex) targeting(ctx context.Context, ref ObjectRef) (string, error)
 		x.live[ref.Namespace] = live
 	}
 	return live[key], nil
+}
+
+// inRevision returns the HPA of the revision that targets ref, or "".
+func (x *hpaIndex) inRevision(ref ObjectRef) string {
+	return x.git[targetKey(ref.Group, ref.Kind, ref.Namespace, ref.Name)]
 }
 
 // declaresReplicas reports whether u sets spec.replicas.

@@ -3,6 +3,7 @@ package appliers_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,7 +33,11 @@ type rig struct {
 	writes *testenv.Writes
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWrapped(t, nil) }
+
+// newRigWrapped is newRig whose applier's requests go through wrap too
+// (when not nil).
+func newRigWrapped(t *testing.T, wrap func(http.RoundTripper) http.RoundTripper) *rig {
 	t.Helper()
 	r := &rig{t: t, ns: testenv.Namespace(t), kube: testenv.Client(t)}
 	var err error
@@ -40,6 +45,9 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	rc := testenv.Config(t)
+	if wrap != nil {
+		rc.Wrap(wrap)
+	}
 	r.writes = testenv.CountWrites(rc)
 	if r.ap, err = appliers.New(rc); err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ type AllowListGate struct {
 }
 
 // Name returns "allow-list".
-func (g *AllowListGate) Name() string { return "allow-list" }
+func (g *AllowListGate) Name() string { return GateAllowList }
 
 // Check checks every object and reports all that are denied: Held.Reason
 // names the first and counts the rest; Held.Err joins every *DeniedError.

@@ -9,11 +9,19 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
+// The gates' names, as Held.Gate carries them.
+const (
+	GateSignature = "signature"
+	GatePause     = "pause"
+	GateAllowList = "allow-list"
+	GateWindow    = "window"
+)
+
 // Held is the answer of a gate that stops a revision for now. It is an error
 // so that it travels through the agent's loop; find it with errors.As.
 type Held struct {
-	// Gate is the name of the gate that holds: "signature", "pause",
-	// "allow-list" or "window".
+	// Gate is the name of the gate that holds: GateSignature, GatePause,
+	// GateAllowList or GateWindow.
 	Gate string
 	// Reason is the one-line explanation shown in status and events.
 	Reason string

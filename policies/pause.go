@@ -34,7 +34,7 @@ func NewPauseGate(files map[string][]byte) *PauseGate {
 }
 
 // Name returns "pause".
-func (g *PauseGate) Name() string { return "pause" }
+func (g *PauseGate) Name() string { return GatePause }
 
 // Check holds in.App when its directory or one of its parents holds a
 // PAUSE marker; the nearest marker gives the reason.

@@ -435,7 +435,7 @@ type SignatureGate struct {
 }
 
 // Name returns "signature".
-func (g *SignatureGate) Name() string { return "signature" }
+func (g *SignatureGate) Name() string { return GateSignature }
 
 // Check verifies in.Commit. A bad signature is a *Held (until a new
 // revision) whose Err is the *SignatureError; a failed lookup is a plain

@@ -142,7 +142,7 @@ type WindowGate struct {
 }
 
 // Name returns "window".
-func (g *WindowGate) Name() string { return "window" }
+func (g *WindowGate) Name() string { return GateWindow }
 
 // Check returns a *Held with RetryAt = the window state's NextChange when
 // the windows hold the app now.

@@ -79,6 +79,10 @@ type App struct {
 	Templates map[string]string `json:"templates,omitempty"`
 	// ChangeCauses maps a Deployment's key to the change-cause it carries.
 	ChangeCauses map[string]string `json:"changeCauses,omitempty"`
+	// Fingerprints maps an object's ObjectRef.Key() to its
+	// appliers.Change.Fingerprint at the last apply: the next diff of an
+	// object whose fingerprint holds makes no request.
+	Fingerprints map[string]string `json:"fingerprints,omitempty"`
 	Phase        Phase             `json:"phase"`
 	Reason       string            `json:"reason,omitempty"`
 	// Health is the second axis beside Phase (sync): how the app's live

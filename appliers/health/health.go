@@ -27,6 +27,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -210,11 +211,18 @@ func Of(ctx context.Context, g Getter, inventory []appliers.ObjectRef) (App, err
 }
 
 // Objects reads each object of refs through g and returns its health, in
-// the order of refs; a read error is returned as Of returns it.
+// the order of refs; a read error is returned as Of returns it, except for
+// a kind the server no longer serves (appliers.ErrUnknownKind: its CRD was
+// deleted), which is Missing.
 func Objects(ctx context.Context, g Getter, refs []appliers.ObjectRef) ([]Object, error) {
 	objs := make([]Object, 0, len(refs))
 	for _, ref := range refs {
 		u, err := g.Get(ctx, ref)
+		if errors.Is(err, appliers.ErrUnknownKind) {
+			// Its CRD is gone: so is the object.
+			objs = append(objs, Object{Ref: ref, Status: kstatus.NotFoundStatus, Health: Missing, Message: "kind not served: " + err.Error()})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("health of %s: %w", ref, err)
 		}

@@ -20,8 +20,8 @@ type kubeFlags struct {
 func (k *kubeFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster config, then ~/.kube/config)")
 	fs.StringVar(&k.context, "context", "", "kubeconfig context to use")
-	fs.Float32Var(&k.qps, "kube-qps", 50, "client-side QPS limit for API requests")
-	fs.IntVar(&k.burst, "kube-burst", 100, "client-side burst limit for API requests")
+	fs.Float32Var(&k.qps, "kube-qps", -1, "client-side limit of API requests per second; negative: none, relying on the API server's priority and fairness and on --concurrency (as Flux does when the server has APF, and controller-runtime by default)")
+	fs.IntVar(&k.burst, "kube-burst", 300, "client-side burst of API requests, when --kube-qps is positive")
 }
 
 // config resolves the client configuration the way kubectl does, with

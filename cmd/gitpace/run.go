@@ -43,6 +43,7 @@ type runOptions struct {
 	allowEmpty bool
 	election   agent.Election
 	takeover   []string
+	workers    int
 }
 
 func newRunCommand() *cobra.Command {
@@ -85,6 +86,7 @@ lease, so a standby takes over at once. --once does not elect.`,
 	fs.DurationVar(&o.election.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a standby waits before taking over a lease that is not renewed")
 	fs.DurationVar(&o.election.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it gives up (and exits)")
 	fs.DurationVar(&o.election.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often to try to acquire or renew the lease")
+	fs.IntVar(&o.workers, "concurrency", agent.DefaultConcurrency, "how many apps are reconciled at once (one app is never reconciled twice at once)")
 	fs.StringSliceVar(&o.takeover, "takeover-managers", appliers.DefaultTakeoverManagers, "field managers whose fields gitpace takes over before applying, so that what git does not declare is removed (hand edits, kubectl-applied leftovers); never entries of the scale or status subresources")
 	return cmd
 }
@@ -115,7 +117,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 		Name: o.name, AllowEmpty: o.allowEmpty,
 		Source: src, Rest: rc, StateNamespace: o.stateNS, DefaultNamespace: o.defaultNS,
 		Interval: o.interval, Resync: o.resync, KeyRing: kr,
-		BCSStartTimeout: o.bcsStart, BCSDeleteTimeout: o.bcsDelete, TakeoverManagers: o.takeover,
+		BCSStartTimeout: o.bcsStart, BCSDeleteTimeout: o.bcsDelete, TakeoverManagers: o.takeover, Concurrency: o.workers,
 		Out: cmd.OutOrStdout(), Log: log, Metrics: agent.NewMetrics(reg),
 	})
 	if err != nil {
