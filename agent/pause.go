@@ -15,6 +15,12 @@ import (
 // applied. It writes only when the app was not frozen yet, or when force says
 // the cluster may have drifted (someone unpaused behind git's back).
 func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, reason string, force bool) error {
+	// The frozen objects' health still moves; read before the freeze
+	// writes, so that the state is saved right after them (the watch's
+	// next event reads it again).
+	if err := a.refreshHealth(ctx, st); err != nil {
+		return err
+	}
 	already := st.PausedBy != nil
 	if !already || force {
 		for _, ref := range deployments(st.Inventory) {
@@ -39,9 +45,6 @@ func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, re
 	}
 	st.PausedBy = &reason
 	st.Phase, st.Reason = phase, reason
-	if err := a.refreshHealth(ctx, st); err != nil { // the frozen objects' health still moves
-		return err
-	}
 	return a.save(ctx, st)
 }
 
