@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/sources"
@@ -171,6 +172,12 @@ func TestBCSSeedThroughGit(t *testing.T) {
 		st := f.appState("web")
 		return len(st.History) == 2 && st.History[1].Outcome == state.RolledOut && st.Phase == state.Synced
 	})
+	if st := f.appState("web"); st.Health != health.Healthy {
+		t.Errorf("health %s (%s), want Healthy", st.Health, st.HealthReason)
+	}
+	if strings.Contains(f.logs(), "reading the health") {
+		t.Errorf("health of the BCS app could not be read:\n%s", f.logs())
+	}
 }
 
 // TestBCSManualPromotes: rollingManually stops after each cycle; two

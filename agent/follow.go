@@ -62,6 +62,10 @@ func (a *Agent) followDeployments(ctx context.Context) {
 		UpdateFunc: func(_, n any) { a.signalPaced(n) },
 		DeleteFunc: a.signalPaced,
 	})
+	// StatefulSets and DaemonSets: followed like Deployments (workloads.go).
+	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: a.observeWorkload, UpdateFunc: func(_, n any) { a.observeWorkload(n) }})
+	}
 	factory.Start(ctx.Done())
 	<-ctx.Done()
 	factory.Shutdown()
@@ -202,6 +206,9 @@ func (a *Agent) own(st *state.App) {
 // stays as it was and the caller retries.
 func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 	st.BCS = a.pacedStatuses(st.Name)
+	if err := a.refreshHealth(ctx, st); err != nil {
+		return err
+	}
 	if st.PausedBy != nil || st.Rejected != nil || st.Phase == state.Held {
 		return nil
 	}
@@ -243,6 +250,13 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 				phase, reason = state.Progressing, r.Message
 			}
 		}
+	}
+	p, r, pods, err := a.workloadsPhase(ctx, st) // StatefulSets, DaemonSets
+	if err != nil {
+		return err
+	}
+	if phase != state.Failed && p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {
+		phase, reason, failing = p, r, pods
 	}
 	if phase == state.Synced || phase == state.Progressing {
 		if p, r, pods := a.pacedPhase(ctx, st.Name); p != state.Synced && !(p == state.Progressing && phase == state.Progressing) {

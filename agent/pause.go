@@ -9,11 +9,18 @@ import (
 )
 
 // freeze stops the app's in-flight Deployment rollouts with spec.paused
-// (what `kubectl rollout pause` does) while a PAUSE marker (phase Paused) or
+// (what `kubectl rollout pause` does), StatefulSets and DaemonSets with
+// appliers.FreezeWorkload, while a PAUSE marker (phase Paused) or
 // a closed rollout window (phase Held) holds the app; nothing newer is
 // applied. It writes only when the app was not frozen yet, or when force says
 // the cluster may have drifted (someone unpaused behind git's back).
 func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, reason string, force bool) error {
+	// The frozen objects' health still moves; read before the freeze
+	// writes, so that the state is saved right after them (the watch's
+	// next event reads it again).
+	if err := a.refreshHealth(ctx, st); err != nil {
+		return err
+	}
 	already := st.PausedBy != nil
 	if !already || force {
 		for _, ref := range deployments(st.Inventory) {
@@ -25,6 +32,11 @@ func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, re
 				return err
 			}
 			a.expect(ref, gen)
+		}
+		for _, ref := range rolledWorkloads(st.Inventory) { // StatefulSet: partition held; DaemonSet: OnDelete
+			if _, err := a.applier.FreezeWorkload(ctx, ref); err != nil {
+				return err
+			}
 		}
 	}
 	if !already || *st.PausedBy != reason {
@@ -44,6 +56,11 @@ func (a *Agent) resume(ctx context.Context, st *state.App) error {
 			return err
 		}
 		a.expect(ref, gen)
+	}
+	for _, ref := range rolledWorkloads(st.Inventory) {
+		if _, err := a.applier.UnfreezeWorkload(ctx, ref); err != nil {
+			return err
+		}
 	}
 	a.printf("app %s: resumed (was: %s)", st.Name, *st.PausedBy)
 	a.cfg.Log.Info("resumed", "app", st.Name, "was", *st.PausedBy)

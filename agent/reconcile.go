@@ -684,6 +684,9 @@ func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h
 		a.printf("app %s: %s", st.Name, reason)
 	}
 	st.Phase, st.Reason = state.Held, reason
+	if err := a.refreshHealth(ctx, st); err != nil { // the objects in force still run
+		return err
+	}
 	return a.save(ctx, st)
 }
 

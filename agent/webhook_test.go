@@ -73,7 +73,8 @@ func TestWebhookTriggersPoll(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(b.String(), `gitpace_reconciles_total{result="ok"}`) || !strings.Contains(b.String(), `gitpace_app_phase{app="web",phase="Synced"} 1`) {
-		t.Errorf("metrics lack reconcile counts or the app phase:\n%s", b.String())
+	if !strings.Contains(b.String(), `gitpace_reconciles_total{result="ok"}`) || !strings.Contains(b.String(), `gitpace_app_phase{app="web",phase="Synced"} 1`) ||
+		!strings.Contains(b.String(), `gitpace_app_health{app="web",health="Healthy"} 1`) || !strings.Contains(b.String(), `gitpace_app_health{app="web",health="Degraded"} 0`) {
+		t.Errorf("metrics lack reconcile counts, the app phase or its health:\n%s", b.String())
 	}
 }

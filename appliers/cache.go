@@ -175,8 +175,8 @@ func (c *liveCache) close() { c.cancel() }
 // liveMeta is what the cache keeps of an object.
 type liveMeta struct {
 	metav1.TypeMeta
-	// ObjectMeta holds name, namespace, uid, resourceVersion and
-	// generation only.
+	// ObjectMeta holds name, namespace, uid, resourceVersion, generation
+	// and deletionTimestamp only.
 	metav1.ObjectMeta
 	// owner is the Owner the object names (OwnerOf), nil when none.
 	owner *Owner
@@ -207,7 +207,7 @@ func slim(obj any, secret bool) any {
 		return obj
 	}
 	m := &liveMeta{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID,
-		ResourceVersion: p.ResourceVersion, Generation: p.Generation}}
+		ResourceVersion: p.ResourceVersion, Generation: p.Generation, DeletionTimestamp: p.DeletionTimestamp}}
 	if owner, ok := OwnerOf(p); ok {
 		m.owner = &owner
 	}
@@ -340,4 +340,53 @@ func (a *Applier) liveCache() *liveCache {
 		}
 	})
 	return a.cache
+}
+
+// statusless are kinds without a status or conditions: kstatus reads them
+// Current, Terminating while they are being deleted. Their health needs
+// nothing beyond what the cache holds.
+var statusless = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}: true, {Kind: "Secret"}: true, {Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}: true, {Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+}
+
+// HealthObject returns the live object as health (kstatus) needs it, nil
+// when it does not exist. For a statusless kind held in the cache its
+// cached metadata stands in, with no request; anything else is read (Get).
+// It serves health.Getter.
+func (a *Applier) HealthObject(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
+	if statusless[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}] {
+		if c := a.liveCache(); c != nil {
+			if m, err := a.Mapping(ref); err == nil {
+				if lm, synced := c.lookup(ctx, m.Resource, ref.Namespace, ref.Name); synced && lm != nil {
+					u := &unstructured.Unstructured{}
+					u.SetAPIVersion(m.GroupVersionKind.GroupVersion().String())
+					u.SetKind(ref.Kind)
+					u.SetNamespace(lm.Namespace)
+					u.SetName(lm.Name)
+					u.SetUID(lm.UID)
+					if lm.DeletionTimestamp != nil {
+						u.SetDeletionTimestamp(lm.DeletionTimestamp)
+					}
+					return u, nil
+				}
+			}
+		}
+	}
+	return a.Get(ctx, ref)
+}
+
+// healthOnly adapts HealthObject to health.Getter's Get.
+type healthOnly struct{ a *Applier }
+
+func (h healthOnly) Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
+	return h.a.HealthObject(ctx, ref)
+}
+
+// HealthGetter is a health.Getter that reads through HealthObject.
+func (a *Applier) HealthGetter() interface {
+	Get(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error)
+} {
+	return healthOnly{a}
 }

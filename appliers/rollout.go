@@ -21,8 +21,12 @@ const (
 )
 
 // DeploymentRollout is a Deployment's rollout as `kubectl get deployment` and
-// `kubectl rollout status` show it.
+// `kubectl rollout status` show it; StatefulSets and DaemonSets (Kind set)
+// use it too (workloads.go): Current is status.replicas /
+// currentNumberScheduled, UpToDate the updated pods, Available the available ones.
 type DeploymentRollout struct {
+	// Kind is "StatefulSet" or "DaemonSet"; "" for a Deployment.
+	Kind      string       `json:"kind,omitempty"`
 	Namespace string       `json:"namespace"`
 	Name      string       `json:"name"`
 	Desired   int32        `json:"desired"`

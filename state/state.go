@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
 )
@@ -84,6 +85,12 @@ type App struct {
 	Fingerprints map[string]string `json:"fingerprints,omitempty"`
 	Phase        Phase             `json:"phase"`
 	Reason       string            `json:"reason,omitempty"`
+	// Health is the second axis beside Phase (sync): how the app's live
+	// objects are doing (appliers/health: Healthy, Suspended, Progressing,
+	// Missing, Degraded, Unknown); "" in state written before gitpace
+	// computed it. HealthReason names the worst object.
+	Health       health.Health `json:"health,omitempty"`
+	HealthReason string        `json:"healthReason,omitempty"`
 	// Rejected is the newest revision that was refused, with why.
 	Rejected *Rejection `json:"rejected,omitempty"`
 	// PausedBy is the PAUSE marker's reason while the app is paused.

@@ -13,12 +13,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
@@ -29,12 +31,19 @@ type App struct {
 	Name string `json:"name"`
 	// Agent is the identity of the agent that reconciles the app ("" for
 	// state written before agents had identities).
-	Agent       string                       `json:"agent,omitempty"`
-	Applied     *sources.Revision            `json:"applied,omitempty"`
-	Phase       state.Phase                  `json:"phase"`
-	Reason      string                       `json:"reason,omitempty"`
-	Rejected    *state.Rejection             `json:"rejected,omitempty"`
-	Deployments []appliers.DeploymentRollout `json:"deployments,omitempty"`
+	Agent   string            `json:"agent,omitempty"`
+	Applied *sources.Revision `json:"applied,omitempty"`
+	Phase   state.Phase       `json:"phase"`
+	Reason  string            `json:"reason,omitempty"`
+	// Health and HealthReason: the app's second axis (appliers/health),
+	// as the agent last computed it.
+	Health       health.Health                `json:"health,omitempty"`
+	HealthReason string                       `json:"healthReason,omitempty"`
+	Rejected     *state.Rejection             `json:"rejected,omitempty"`
+	Deployments  []appliers.DeploymentRollout `json:"deployments,omitempty"`
+	// Workloads are the app's StatefulSets and DaemonSets, as `kubectl
+	// rollout status` sees them.
+	Workloads []appliers.DeploymentRollout `json:"workloads,omitempty"`
 	// FailingPods are the not-Ready pods of a failed rollout.
 	FailingPods []state.PodIssue `json:"failingPods,omitempty"`
 	// BCS are the app's BCS v4 deployments as last stepped by the agent.
@@ -54,8 +63,19 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 	var out []App
 	for _, st := range all {
 		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
+			Health: st.Health, HealthReason: st.HealthReason,
 			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods}
 		for _, ref := range st.Inventory {
+			if ref.Group == "apps" && (ref.Kind == "StatefulSet" || ref.Kind == "DaemonSet") {
+				r, err := workload(ctx, kube, ref)
+				if err != nil {
+					return nil, err
+				}
+				if r != nil {
+					a.Workloads = append(a.Workloads, *r)
+				}
+				continue
+			}
 			if ref.Kind != "Deployment" || ref.Group != "apps" {
 				continue
 			}
@@ -71,6 +91,30 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// workload reads a StatefulSet or DaemonSet's rollout (nil when it is gone).
+func workload(ctx context.Context, kube kubernetes.Interface, ref appliers.ObjectRef) (*appliers.DeploymentRollout, error) {
+	var r appliers.DeploymentRollout
+	var err error
+	if ref.Kind == "StatefulSet" {
+		var s *appsv1.StatefulSet
+		if s, err = kube.AppsV1().StatefulSets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			r = appliers.TypedStatefulSetStatus(s)
+		}
+	} else {
+		var d *appsv1.DaemonSet
+		if d, err = kube.AppsV1().DaemonSets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{}); err == nil {
+			r = appliers.TypedDaemonSetStatus(d)
+		}
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return &r, nil
 }
 
 // find lists the states of app only ("" = every app) of agent ("" = every
@@ -159,7 +203,7 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 func AppsTable(apps []App) func(io.Writer) {
 	return func(out io.Writer) {
 		w := newTable(out)
-		fmt.Fprintln(w, "APP\tAGENT\tREVISION\tSTATE\tAUTHOR\tSUBJECT\tMESSAGE")
+		fmt.Fprintln(w, "APP\tAGENT\tREVISION\tSTATE\tHEALTH\tAUTHOR\tSUBJECT\tMESSAGE")
 		for _, a := range apps {
 			rev, author, subject := "<none>", "", ""
 			if a.Applied != nil {
@@ -169,7 +213,14 @@ func AppsTable(apps []App) func(io.Writer) {
 			if agent == "" {
 				agent = "<none>"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, agent, rev, a.Phase, trim(author, 30), trim(subject, 40), a.Reason)
+			h, msg := string(a.Health), a.Reason
+			if h == "" {
+				h = "<unknown>" // state written before gitpace computed health
+			}
+			if msg == "" && a.Health != health.Healthy {
+				msg = a.HealthReason
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, agent, rev, a.Phase, h, trim(author, 30), trim(subject, 40), msg)
 		}
 		w.Flush()
 		var rows []string
@@ -188,8 +239,31 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 			w.Flush()
 		}
+		workloadTable(out, apps)
 		bcsTables(out, apps)
 	}
+}
+
+// workloadTable prints the apps' StatefulSets and DaemonSets with `kubectl
+// rollout status` wording; nothing when there are none.
+func workloadTable(out io.Writer, apps []App) {
+	var rows []string
+	for _, a := range apps {
+		for _, d := range a.Workloads {
+			rows = append(rows, fmt.Sprintf("%s\t%s/%s/%s\t%d\t%d\t%d\t%d\t%s", a.Name, d.Kind, d.Namespace, d.Name,
+				d.Desired, d.Current, d.UpToDate, d.Available, d.Message))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	w := newTable(out)
+	fmt.Fprintln(w, "APP\tWORKLOAD\tDESIRED\tCURRENT\tUP-TO-DATE\tAVAILABLE\tROLLOUT")
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
+	}
+	w.Flush()
 }
 
 // bcsTables prints BCS deployments as `bcs-client list -t app` did, plus a

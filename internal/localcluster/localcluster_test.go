@@ -85,4 +85,7 @@ func TestStageConfigDefaultDelay(t *testing.T) {
 	if !strings.Contains(s, "name: pod-never-ready") {
 		t.Fatal("never-ready stage missing")
 	}
+	if !strings.Contains(s, "name: pod-complete") {
+		t.Fatal("pod-complete stage missing: Jobs would never complete")
+	}
 }

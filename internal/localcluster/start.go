@@ -24,6 +24,16 @@ import (
 //go:embed stages/*.yaml
 var stageFiles embed.FS
 
+// Controllers are the kube-controller-manager controllers the local control
+// plane runs (--controllers): what Deployments, ReplicaSets, StatefulSets,
+// DaemonSets and Jobs need to roll out on their own controllers, plus the
+// garbage collector, namespace deletion, service accounts (pods need one),
+// node lifecycle (untaints the fake nodes) and pod GC.
+var Controllers = []string{
+	"deployment", "replicaset", "statefulset", "daemonset", "job",
+	"garbagecollector", "namespace", "serviceaccount", "serviceaccount-token", "nodelifecycle", "podgc",
+}
+
 // NeverReadyLabel on a pod (any value) keeps it Running but never Ready.
 const NeverReadyLabel = "gitpace.dev/never-ready"
 
@@ -95,12 +105,16 @@ func start(ctx context.Context, opts Options) (*Cluster, error) {
 		{Name: "kube-controller-manager", Args: []string{
 			"--kubeconfig=" + c.Kubeconfig,
 			"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
-			"--controllers=deployment,replicaset,garbagecollector,namespace,serviceaccount,serviceaccount-token,nodelifecycle,podgc",
+			// job, statefulset, daemonset: gitpace follows those rollouts
+			// and their health (kstatus); a Job's pods are completed by
+			// kwok's pod-complete stage.
+			"--controllers=" + strings.Join(Controllers, ","),
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(c.Ports.ControllerManager),
 			"--service-account-private-key-file=" + p.SAKey, "--root-ca-file=" + p.CACert,
 			"--use-service-account-credentials=false",
 			"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+			"--concurrent-statefulset-syncs=10", "--concurrent-daemonset-syncs=10", "--concurrent-job-syncs=10",
 			"--v=1",
 		}},
 		{Name: "kube-scheduler", Args: []string{
