@@ -389,7 +389,10 @@ func appFiles(ns string, n int) map[string]string {
 }
 
 // appYAML is one app (the agent package's benchmark app), %[1]s its name,
-// %[2]s its namespace.
+// %[2]s its namespace. Its Service is headless: the local control plane's
+// Service IP range (--service-cluster-ip-range 10.0.0.0/24) holds 254
+// addresses, too few for 1,000 apps, or for 200 while another test holds
+// some.
 const appYAML = `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -415,6 +418,7 @@ metadata:
   name: %[1]s
   namespace: %[2]s
 spec:
+  clusterIP: None
   selector: {app: %[1]s}
   ports:
   - port: 80
