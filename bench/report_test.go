@@ -122,6 +122,10 @@ func (h *harness) report(out io.Writer) {
 		}
 		cells := []string{r.contestant, r.scenario, seconds(r.wall)}
 		for _, n := range []int{len(r.reqs), c.get, c.list, c.watch, c.dryRun, c.patch, c.create, c.update, c.delete, c.other, c.writes} {
+			if r.uncounted {
+				cells = append(cells, "-")
+				continue
+			}
 			cells = append(cells, fmt.Sprint(n))
 		}
 		table = append(table, append(cells, server, rss))
@@ -132,11 +136,14 @@ requests: counted by the benchmark's proxy, this contestant's only; dry-run: any
 patch: real patches and server-side applies; other: discovery (/api, /apis, /openapi); writes: real
 create, update, patch, apply, delete. apiserver (all): the API server's apiserver_request_total over
 the same span, every client (controllers, kwok, other users of a shared cluster; watches counted when
-they end). peak RSS: the process's ru_maxrss (kubectl, gitpace; for a running gitpace, over its life).`)
+they end). peak RSS: the process's VmHWM (kubectl, gitpace; for a running gitpace, over its life).
+"no proxy": kubectl straight to the API server, requests not counted: what the proxy costs.`)
 
 	fmt.Fprintln(out, "\nrequests by kind:")
 	for _, r := range h.rows {
-		fmt.Fprintf(out, "  %s, %s: %s\n", r.contestant, r.scenario, byKind(r))
+		if !r.uncounted {
+			fmt.Fprintf(out, "  %s, %s: %s\n", r.contestant, r.scenario, byKind(r))
+		}
 	}
 
 	c := h.change
