@@ -23,6 +23,8 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/helm"
+	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -72,6 +74,9 @@ type Agent struct {
 	applier *appliers.Applier
 	store   *state.Store
 	kube    kubernetes.Interface
+	// loader loads and renders a revision's apps, with Helm's
+	// .Capabilities from this cluster and a cache of renders.
+	loader *manifest.Loader
 
 	mu   sync.Mutex
 	apps map[string]*state.App // this agent's apps; nil until loaded from the cluster
@@ -166,8 +171,9 @@ func New(cfg Config) (*Agent, error) {
 	ap.StandInNamespace = store.Namespace
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
-		store: store,
-		dirty: map[string]bool{}, retryAt: map[string]time.Time{},
+		store:  store,
+		loader: manifest.NewLoader(helm.NewCachedCapabilities(kube.Discovery(), time.Minute).Get),
+		dirty:  map[string]bool{}, retryAt: map[string]time.Time{},
 		expected: map[string]int64{},
 		owned:    map[string]string{},
 		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},

@@ -11,7 +11,6 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
-	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -45,7 +44,7 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []AppDi
 		}
 	}
 	_, cfgErr := policies.ConfigFromFiles(snap.Files)
-	built, err := a.buildRevision(snap.Revision, manifest.Load(snap), cfgErr)
+	built, err := a.buildRevision(snap.Revision, a.loader.Load(snap), cfgErr)
 	if err != nil {
 		return snap.Revision, nil, err
 	}

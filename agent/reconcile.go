@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -139,13 +140,13 @@ func (a *Agent) adoptLegacy(ctx context.Context, name string) error {
 }
 
 func (a *Agent) reconcileSnapshot(ctx context.Context, snap *sources.Snapshot, full bool, dirty map[string]bool) error {
-	apps := manifest.Load(snap)
+	apps := a.loader.Load(snap)
 	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
 	if cfgErr == nil {
 		a.onFailure = cfg.OnFailure // for failures seen until the next revision
 	}
 	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
-	a.reportSkipped(snap.Skipped)
+	a.reportSkipped(slices.Concat(snap.Skipped, manifest.Unread(snap)))
 	for i := range apps {
 		if err := a.adoptLegacy(ctx, apps[i].Name); err != nil {
 			return err
@@ -649,7 +650,7 @@ func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstruct
 	if err != nil {
 		return nil, fmt.Errorf("reading revision %s: %w", st.Applied.Short(), err)
 	}
-	for _, app := range manifest.Load(snap) {
+	for _, app := range a.loader.Load(snap) {
 		if app.Name != st.Name {
 			continue
 		}
