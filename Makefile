@@ -23,6 +23,7 @@ FUZZMINIMIZETIME ?= 2s
 # Every parser of user input, as package:FuzzTarget (see README, Files gitpace reads).
 FUZZ_TARGETS := \
 	./sources/manifest:FuzzLoad \
+	./sources/manifest:FuzzRender \
 	./sources/textenc:FuzzToUTF8 \
 	./sources/bcs:FuzzParse \
 	./sources:FuzzParsePromotion \

@@ -22,6 +22,8 @@ import (
 	"github.com/gitpace/gitpace/appliers/paced"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/helm"
+	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -74,6 +76,9 @@ type Agent struct {
 	applier *appliers.Applier
 	store   *state.Store
 	kube    kubernetes.Interface
+	// loader loads and renders a revision's apps, with Helm's
+	// .Capabilities from this cluster and a cache of renders.
+	loader *manifest.Loader
 
 	// mu guards the maps below and the apps map itself; an app's
 	// *state.App is touched only by the worker reconciling that app.
@@ -184,8 +189,9 @@ func New(cfg Config) (*Agent, error) {
 	ap.StandInNamespace = store.Namespace
 	return &Agent{
 		cfg: cfg, applier: ap, kube: kube,
-		store: store,
-		work:  map[string]want{}, retryAt: map[string]time.Time{}, retryWant: map[string]want{},
+		store:  store,
+		loader: manifest.NewLoader(helm.NewCachedCapabilities(kube.Discovery(), time.Minute).Get),
+		work:   map[string]want{}, retryAt: map[string]time.Time{}, retryWant: map[string]want{},
 		expected: map[string]int64{},
 		owned:    map[string]string{},
 		paced:    map[string]*pacedItem{}, namespaces: map[string]bool{},

@@ -15,6 +15,6 @@ func (a *Agent) Diff(ctx context.Context, rev string) (sources.Revision, []revis
 	if err != nil {
 		return sources.Revision{}, nil, err
 	}
-	diffs, err := revision.Diff(ctx, revision.Cluster{Applier: a.applier, Store: a.store, Agent: a.cfg.Name}, snap)
+	diffs, err := revision.Diff(ctx, revision.Cluster{Applier: a.applier, Store: a.store, Agent: a.cfg.Name, Loader: a.loader}, snap)
 	return snap.Revision, diffs, err
 }

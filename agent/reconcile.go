@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -128,7 +129,7 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 // is held whole (guardEmpty). Adopting legacy states and reading the
 // agent's inventories excludes the workers (statesMu).
 func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, error) {
-	apps := manifest.Load(snap)
+	apps := a.loader.Load(snap)
 	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
 	if cfgErr == nil {
 		a.mu.Lock()
@@ -136,7 +137,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 		a.mu.Unlock()
 	}
 	gates := policies.Gates(policies.GateSetup{Config: cfg, KeyRing: a.cfg.KeyRing, Commits: a.lookupCommit, Files: snap.Files})
-	a.reportSkipped(snap.Skipped)
+	a.reportSkipped(slices.Concat(snap.Skipped, manifest.Unread(snap)))
 	a.statesMu.Lock()
 	defer a.statesMu.Unlock()
 	for i := range apps {
@@ -652,7 +653,7 @@ func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstruct
 	if err != nil {
 		return nil, fmt.Errorf("reading revision %s: %w", st.Applied.Short(), err)
 	}
-	for _, app := range manifest.Load(snap) {
+	for _, app := range a.loader.Load(snap) {
 		if app.Name != st.Name {
 			continue
 		}

@@ -15,7 +15,8 @@ import (
 type DeniedError struct {
 	File  string // policy file, "gitpace.yaml"
 	Rule  int    // index in apps[]
-	Match string // the rule's match pattern
+	Match string // the rule's match pattern ("" for a path rule)
+	Path  string // a path rule's path
 	// Field is what the rule does not allow: "namespace" or "kind".
 	Field string
 	// Value is the namespace ("" for a cluster-scoped object, the name for
@@ -36,8 +37,12 @@ func (e *DeniedError) Error() string {
 	for i, a := range e.Allowed {
 		allowed[i] = fmt.Sprintf("%q", a)
 	}
-	return fmt.Sprintf("%s apps[%d] (match %q) does not allow %s for %s (allowed %ss: %s)",
-		e.File, e.Rule, e.Match, what, e.Object, e.Field, strings.Join(allowed, ", "))
+	rule := fmt.Sprintf("match %q", e.Match)
+	if e.Match == "" {
+		rule = fmt.Sprintf("path %q", e.Path)
+	}
+	return fmt.Sprintf("%s apps[%d] (%s) does not allow %s for %s (allowed %ss: %s)",
+		e.File, e.Rule, rule, what, e.Object, e.Field, strings.Join(allowed, ", "))
 }
 
 // CheckObject returns nil when the allow-list rule for app (the first apps[]
@@ -50,7 +55,7 @@ func (c *Config) CheckObject(app string, obj *unstructured.Unstructured) error {
 		return nil
 	}
 	denied := func(field, value, object string, allowed []string) error {
-		return &DeniedError{File: c.File, Rule: i, Match: rule.Match, Field: field, Value: value, Object: object, Allowed: allowed}
+		return &DeniedError{File: c.File, Rule: i, Match: rule.Match, Path: rule.Path, Field: field, Value: value, Object: object, Allowed: allowed}
 	}
 	gvk := obj.GroupVersionKind()
 	ns := obj.GetNamespace()
@@ -73,12 +78,21 @@ func (c *Config) CheckObject(app string, obj *unstructured.Unstructured) error {
 	return nil
 }
 
-// ruleFor returns the first apps[] rule matching app, or nil.
+// ruleFor returns the apps[] rule for app: the Path rule declaring it, or
+// else the first Match rule matching it; nil when none does.
 func (c *Config) ruleFor(app string) (int, *AppRule) {
 	if c == nil {
 		return -1, nil
 	}
 	for i := range c.Apps {
+		if c.Apps[i].Path != "" && c.Apps[i].AppName() == app {
+			return i, &c.Apps[i]
+		}
+	}
+	for i := range c.Apps {
+		if c.Apps[i].Match == "" {
+			continue
+		}
 		if ok, _ := path.Match(c.Apps[i].Match, app); ok {
 			return i, &c.Apps[i]
 		}

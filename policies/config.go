@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -28,8 +30,10 @@ type Config struct {
 	// ParseConfig sets it to FailureHold when the file leaves it out; the
 	// zero Config's "" means hold too.
 	OnFailure FailurePolicy `json:"onFailure,omitempty"`
-	// Apps are per-app allow-lists. The first rule whose Match matches an
-	// app's name applies to it; an app that no rule matches is not limited.
+	// Apps are per-app rules: allow-lists and settings. A rule with Path
+	// applies to the app it declares (named Name); otherwise the first rule
+	// whose Match matches an app's name applies to it. An app that no rule
+	// matches is not limited and has default settings.
 	Apps []AppRule `json:"apps,omitempty"`
 }
 
@@ -45,11 +49,25 @@ const (
 	FailureRevert FailurePolicy = "revert"
 )
 
-// AppRule is an allow-list for the apps whose names match Match.
+// AppRule is an allow-list and the settings for the apps whose names match
+// Match, or for the one app a Path rule declares. Exactly one of Match and
+// Path is set.
 type AppRule struct {
 	// Match is a path.Match pattern on app names ("payments/*"); "*" does
 	// not cross "/".
-	Match string `json:"match"`
+	Match string `json:"match,omitempty"`
+	// Path declares an app discovery cannot guess: the directory (relative
+	// to the watched path, slash-separated, no "..") is rendered as an app
+	// named Name, with this rule's settings. Several rules may name one
+	// directory (one chart rendered twice with different values); a
+	// directory that a Path rule names is not discovered on its own.
+	Path string `json:"path,omitempty"`
+	// Name is the name of the app a Path rule declares (default: Path). It
+	// is a slash path like a discovered app's name, unique among apps.
+	// Only with Path.
+	Name string `json:"name,omitempty"`
+
+	AppSettings // inlined: namespace, createNamespace, helm
 	// Namespaces are path.Match patterns of the namespaces the app may
 	// write to. Empty allows every namespace and cluster-scoped objects; a
 	// non-empty list allows no cluster-scoped object except a Namespace
@@ -62,6 +80,40 @@ type AppRule struct {
 	Kinds []string `json:"kinds,omitempty"`
 
 	kinds []kindPattern
+}
+
+// AppSettings are how gitpace renders an app; the zero value renders it as
+// discovery finds it.
+type AppSettings struct {
+	// Namespace is the namespace given to the app's namespaced objects that
+	// name none (a DNS-1123 label). For a kustomize app it is set as the
+	// kustomization's own namespace would be only where objects have none;
+	// for a Helm app it is the release namespace (.Release.Namespace).
+	// Empty: objects without a namespace go to the agent's default.
+	Namespace string `json:"namespace,omitempty"`
+	// CreateNamespace adds a Namespace object named Namespace to the app
+	// (when the app does not declare it), owned and pruned like the app's
+	// other objects. Requires Namespace.
+	CreateNamespace bool `json:"createNamespace,omitempty"`
+	// Helm are the settings of a Helm app (a directory holding Chart.yaml);
+	// an error on an app of another kind.
+	Helm *HelmSettings `json:"helm,omitempty"`
+}
+
+// HelmSettings are `helm template`'s release name, -f and --set-json for
+// one app.
+type HelmSettings struct {
+	// ReleaseName is .Release.Name (default: the app's name with "/"
+	// replaced by "-"); Helm's rule: at most 53 characters, a DNS-1123
+	// subdomain.
+	ReleaseName string `json:"releaseName,omitempty"`
+	// ValuesFiles are values files, slash paths relative to the app's
+	// directory ("values-prod.yaml", "../values/prod.yaml"), merged in
+	// order over the chart's values.yaml as `helm template -f` merges them.
+	// They must stay inside the watched path.
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// Values are merged last, over the values files.
+	Values map[string]interface{} `json:"values,omitempty"`
 }
 
 // ConfigFromFiles parses ConfigFile from a revision's files (as in
@@ -126,19 +178,44 @@ func (c *Config) compile() []error {
 	default:
 		errs = append(errs, fmt.Errorf("onFailure: must be %q or %q, got %q", FailureHold, FailureRevert, c.OnFailure))
 	}
+	declared := map[string]int{}
 	for i := range c.Apps {
 		errs = append(errs, c.Apps[i].compile(fmt.Sprintf("apps[%d]", i))...)
+		if r := c.Apps[i]; r.Path != "" {
+			if j, dup := declared[r.AppName()]; dup {
+				errs = append(errs, fmt.Errorf("apps[%d].name: app %q is already declared by apps[%d]; give each path rule its own name", i, r.AppName(), j))
+			}
+			declared[r.AppName()] = i
+		}
 	}
 	return errs
 }
 
 func (r *AppRule) compile(field string) []error {
 	var errs []error
-	if r.Match == "" {
-		errs = append(errs, fmt.Errorf("%s.match: required", field))
-	} else if err := checkPattern(r.Match); err != nil {
-		errs = append(errs, fmt.Errorf("%s.match: %w", field, err))
+	switch {
+	case r.Match == "" && r.Path == "":
+		errs = append(errs, fmt.Errorf("%s.match: required (or path, to declare an app)", field))
+	case r.Match != "" && r.Path != "":
+		errs = append(errs, fmt.Errorf("%s: match and path exclude each other (path declares one app, match selects discovered ones)", field))
+	case r.Match != "":
+		if err := checkPattern(r.Match); err != nil {
+			errs = append(errs, fmt.Errorf("%s.match: %w", field, err))
+		}
+		if r.Name != "" {
+			errs = append(errs, fmt.Errorf("%s.name: only with path (a match rule selects apps, it does not name one)", field))
+		}
+	default:
+		if err := checkAppPath(r.Path); err != nil {
+			errs = append(errs, fmt.Errorf("%s.path: %w", field, err))
+		}
+		if r.Name != "" {
+			if err := checkAppPath(r.Name); err != nil {
+				errs = append(errs, fmt.Errorf("%s.name: %w", field, err))
+			}
+		}
 	}
+	errs = append(errs, r.AppSettings.check(field)...)
 	errs = append(errs, checkPatterns(field+".namespaces", r.Namespaces)...)
 	r.kinds = nil
 	for i, k := range r.Kinds {
@@ -181,4 +258,91 @@ func matchAny(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// AppName is the name of the app a Path rule declares: Name, or Path.
+func (r *AppRule) AppName() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Path
+}
+
+// Settings returns the settings for app: those of the Path rule declaring
+// it, or else of the first Match rule matching it; the zero AppSettings
+// when none does. c may be nil.
+func (c *Config) Settings(app string) AppSettings {
+	if _, r := c.ruleFor(app); r != nil {
+		return r.AppSettings
+	}
+	return AppSettings{}
+}
+
+// Rule returns the rule for app and its index in Apps: the Path rule
+// declaring it, or else the first Match rule matching it; (-1, nil) when
+// none does. c may be nil.
+func (c *Config) Rule(app string) (int, *AppRule) { return c.ruleFor(app) }
+
+// Declared returns the Path rules, in file order: the apps gitpace.yaml
+// declares. c may be nil.
+func (c *Config) Declared() []AppRule {
+	if c == nil {
+		return nil
+	}
+	var out []AppRule
+	for _, r := range c.Apps {
+		if r.Path != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// checkAppPath accepts a clean relative slash path without "." or ".."
+// elements or hidden parts: an app directory or name.
+func checkAppPath(p string) error {
+	if p == "" {
+		return errors.New("empty")
+	}
+	if strings.HasPrefix(p, "/") || path.Clean(p) != p {
+		return fmt.Errorf("%q: write a clean path relative to the watched path (no leading \"/\", \"./\" or trailing \"/\")", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "." || part == ".." || strings.HasPrefix(part, ".") {
+			return fmt.Errorf("%q: no \".\", \"..\" or hidden elements", p)
+		}
+	}
+	return nil
+}
+
+// check validates settings; field is the rule's path ("apps[0]").
+// Namespace is a DNS-1123 label (the rule of Namespace names, k8s.io
+// apimachinery validation.IsDNS1123Label); a Helm release name at most 53
+// characters of a DNS-1123 subdomain (Helm's chartutil.ValidateReleaseName).
+func (s *AppSettings) check(field string) []error {
+	var errs []error
+	if s.Namespace != "" {
+		for _, m := range validation.IsDNS1123Label(s.Namespace) {
+			errs = append(errs, fmt.Errorf("%s.namespace: %q: %s", field, s.Namespace, m))
+		}
+	}
+	if s.CreateNamespace && s.Namespace == "" {
+		errs = append(errs, fmt.Errorf("%s.createNamespace: needs namespace", field))
+	}
+	if h := s.Helm; h != nil {
+		if n := h.ReleaseName; n != "" {
+			if len(n) > 53 {
+				errs = append(errs, fmt.Errorf("%s.helm.releaseName: %q: longer than 53 characters", field, n))
+			}
+			for _, m := range validation.IsDNS1123Subdomain(n) {
+				errs = append(errs, fmt.Errorf("%s.helm.releaseName: %q: %s", field, n, m))
+			}
+		}
+		for i, f := range h.ValuesFiles {
+			if f == "" || strings.HasPrefix(f, "/") {
+				errs = append(errs, fmt.Errorf("%s.helm.valuesFiles[%d]: %q: a path relative to the app's directory", field, i, f))
+			}
+		}
+	}
+	return errs
 }

@@ -165,6 +165,37 @@ func TestParseConfigErrors(t *testing.T) {
 			want: []string{`apps[0].namespaces[1]: bad pattern "a["`},
 		},
 		{
+			name: "match and path together",
+			yaml: "apps:\n- match: 'a/*'\n  path: a/b\n",
+			want: []string{`apps[0]: match and path exclude each other`},
+		},
+		{
+			name: "name without path",
+			yaml: "apps:\n- match: 'a/*'\n  name: x\n",
+			want: []string{`apps[0].name: only with path`},
+		},
+		{
+			name: "path leaving the watched path",
+			yaml: "apps:\n- path: ../other\n",
+			want: []string{`apps[0].path: "../other"`},
+		},
+		{
+			name: "two path rules, one name",
+			yaml: "apps:\n- path: charts/web\n  name: web\n- path: charts/web\n  name: web\n",
+			want: []string{`apps[1].name: app "web" is already declared by apps[0]`},
+		},
+		{
+			name: "bad app settings",
+			yaml: "apps:\n- match: web\n  namespace: Web_NS\n  createNamespace: true\n- match: api\n  createNamespace: true\n  helm:\n    releaseName: Bad_Name\n    valuesFiles: [/etc/values.yaml]\n",
+			want: []string{`apps[0].namespace: "Web_NS"`, `apps[1].createNamespace: needs namespace`,
+				`apps[1].helm.releaseName: "Bad_Name"`, `apps[1].helm.valuesFiles[0]: "/etc/values.yaml"`},
+		},
+		{
+			name: "unknown helm field",
+			yaml: "apps:\n- match: web\n  helm:\n    valueFiles: [v.yaml]\n",
+			want: []string{`unknown field "apps[0].helm.valueFiles"`},
+		},
+		{
 			name: "empty kind part",
 			yaml: "apps:\n- match: 'a/*'\n  kinds: [apps/]\n",
 			want: []string{`apps[0].kinds[0]: "apps/": empty pattern`},
@@ -182,5 +213,38 @@ func TestParseConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParseConfigAppSettings: the per-app settings and path rules parse,
+// and Settings finds a path rule's app by its name before match rules.
+func TestParseConfigAppSettings(t *testing.T) {
+	cfg, err := ParseConfig(ConfigFile, []byte(`apps:
+  - match: "*"
+    namespaces: ["*"]
+    namespace: fallback
+  - path: charts/web
+    name: web-prod
+    namespace: prod
+    createNamespace: true
+    helm:
+      releaseName: web
+      valuesFiles: [values-prod.yaml, ../values/common.yaml]
+      values:
+        replicaCount: 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Settings("web-prod")
+	if s.Namespace != "prod" || !s.CreateNamespace || s.Helm == nil || s.Helm.ReleaseName != "web" ||
+		len(s.Helm.ValuesFiles) != 2 || s.Helm.Values["replicaCount"] != int64(3) {
+		t.Errorf("Settings(web-prod) = %+v", s)
+	}
+	if s := cfg.Settings("shop"); s.Namespace != "fallback" {
+		t.Errorf("Settings(shop) = %+v, want the match rule's", s)
+	}
+	if d := cfg.Declared(); len(d) != 1 || d[0].AppName() != "web-prod" || d[0].Path != "charts/web" {
+		t.Errorf("Declared = %+v", d)
 	}
 }

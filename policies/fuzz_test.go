@@ -17,6 +17,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("windows:\n- kind: deny\n  schedule: \"0 22 * * *\"\n  duration: 8h\n  timeZone: Asia/Shanghai\n---\nonFailure: revert\n"))
 	f.Add([]byte("apps:\n- match: \"payments/*\"\n  namespaces: [\"payments-*\"]\n  kinds: [core/Secret, apps/Deployment]\n"))
 	f.Add([]byte("\xff\xfeo\x00n\x00"))
+	f.Add([]byte("apps:\n- path: charts/web\n  name: web-prod\n  namespace: prod\n  createNamespace: true\n  helm:\n    releaseName: web\n    valuesFiles: [values-prod.yaml]\n    values: {replicaCount: 3, image: {tag: \"1.2\"}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := ParseConfig(ConfigFile, data)
 		if (cfg == nil) == (err == nil) {

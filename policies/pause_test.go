@@ -36,7 +36,7 @@ func TestPauseGate(t *testing.T) {
 			&Held{Gate: "pause", Reason: "paused by payments/PAUSE: freeze"},
 		},
 		{
-			"the marker nearest the root gives the reason (manifest.Pauses.For, as App.Pause)",
+			"the marker nearest the root gives the reason (sources.Pauses.For, as App.Pause)",
 			map[string][]byte{"PAUSE": []byte("all"), "payments/api/PAUSE": []byte("just api")},
 			"payments/api",
 			&Held{Gate: "pause", Reason: "paused by PAUSE: all"},

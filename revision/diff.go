@@ -29,6 +29,9 @@ type Cluster struct {
 	Applier *appliers.Applier
 	Store   *state.Store
 	Agent   string
+	// Loader loads and renders the revision's apps (kustomize, Helm with
+	// the cluster's .Capabilities); nil: manifest.Load.
+	Loader *manifest.Loader
 }
 
 // AppDiff is what one revision would change in one app.
@@ -60,7 +63,11 @@ func Diff(ctx context.Context, c Cluster, snap *sources.Snapshot) ([]AppDiff, er
 		}
 	}
 	_, cfgErr := policies.ConfigFromFiles(snap.Files)
-	built, err := Build(Config{Agent: c.Agent, Prepare: c.Applier.Prepare}, snap.Revision, manifest.Load(snap), cfgErr)
+	load := manifest.Load
+	if c.Loader != nil {
+		load = c.Loader.Load
+	}
+	built, err := Build(Config{Agent: c.Agent, Prepare: c.Applier.Prepare}, snap.Revision, load(snap), cfgErr)
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,9 @@ const (
 	SkippedSymlink   SkipKind = "symlink"   // a symlink gitpace does not follow
 	SkippedSubmodule SkipKind = "submodule" // a gitlink (mode 160000)
 	SkippedOther     SkipKind = "other"     // any other tree entry mode
+	// SkippedDirectory is a directory that is no app (it holds only files
+	// of other config tools, e.g. Jsonnet), reported by package manifest.
+	SkippedDirectory SkipKind = "directory"
 )
 
 // Skipped is an entry of the commit below the source's path that gitpace did

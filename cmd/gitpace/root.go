@@ -22,7 +22,7 @@ git revert to roll back.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newRunCommand(), newStatusCommand(), newHistoryCommand(), newDiffCommand(), newPlanCommand(),
+	root.AddCommand(newVersionCommand(), newRunCommand(), newStatusCommand(), newHistoryCommand(), newDiffCommand(), newPlanCommand(), newRenderCommand(),
 		newPauseCommand(), newResumeCommand(), newRollbackCommand(), newPromoteCommand())
 	return root
 }

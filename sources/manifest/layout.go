@@ -15,14 +15,18 @@ import (
 type layout struct {
 	snap     *sources.Snapshot
 	appDirs  map[string][]string // dir -> its manifest files (full relative names)
-	pauses   Pauses
+	pauses   sources.Pauses
 	promotes map[string][]byte            // dir -> PROMOTE content
 	skipped  map[string][]sources.Skipped // dir -> entries sources did not read
+	charts   map[string]bool              // dirs holding Chart.yaml
+	kusts    map[string]bool              // dirs holding a kustomization file
+	others   map[string][]string          // dir -> files gitpace reads in no way (README.md, x.jsonnet, ...)
 }
 
 func newLayout(snap *sources.Snapshot) *layout {
-	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: FindPauses(snap.Files), promotes: map[string][]byte{},
-		skipped: map[string][]sources.Skipped{}}
+	l := &layout{snap: snap, appDirs: map[string][]string{}, pauses: sources.FindPauses(snap.Files), promotes: map[string][]byte{},
+		skipped: map[string][]sources.Skipped{},
+		charts:  map[string]bool{}, kusts: map[string]bool{}, others: map[string][]string{}}
 	for name, data := range snap.Files {
 		if hidden(name) {
 			continue
@@ -35,6 +39,14 @@ func newLayout(snap *sources.Snapshot) *layout {
 			l.promotes[dir] = data
 		case isManifest(base):
 			l.appDirs[dir] = append(l.appDirs[dir], name)
+		default:
+			l.others[dir] = append(l.others[dir], name)
+		}
+		switch {
+		case base == "Chart.yaml":
+			l.charts[dir] = true
+		case isKustomization(base):
+			l.kusts[dir] = true
 		}
 	}
 	for _, sk := range snap.Skipped {
@@ -79,10 +91,15 @@ func (l *layout) repoPath(rel string) string {
 	return path.Join(l.snap.Path, rel)
 }
 
-// loadApp parses and validates the app in dir.
-func (l *layout) loadApp(dir string) App {
-	app := App{Name: dir, Dir: l.repoPath(dir), Pause: l.pauseFor(dir), Skipped: l.skipped[dir]}
+// loadApp parses and validates app a; render makes the objects of a
+// kustomize or Helm app.
+func (l *layout) loadApp(a *appDir, render func() rendered) App {
+	dir := a.dir
+	app := App{Name: a.name, Dir: l.repoPath(dir), Kind: a.kind, Pause: l.pauseFor(dir), Skipped: l.skipped[dir]}
 	var errs []error
+	if a.err != nil {
+		errs = append(errs, a.err)
+	}
 	for _, sk := range l.skipped[dir] {
 		if unreadManifest(sk) {
 			errs = append(errs, &Error{File: sk.Path, Err: fmt.Errorf("%s: %w", sk.Reason, ErrSymlink)})
@@ -97,19 +114,29 @@ func (l *layout) loadApp(dir string) App {
 			app.Promote = &Promote{Rollout: p.Rollout, Cycles: p.Cycles, Path: file}
 		}
 	}
-	files := l.appDirs[dir]
-	sort.Strings(files)
-	seen := map[objectKey]Origin{}
+	var files []string
+	if a.kind == Plain {
+		files = l.appDirs[dir]
+		sort.Strings(files)
+	}
+	var results []parsed
 	for _, name := range files {
-		file := l.repoPath(name)
-		res := parseFile(file, l.snap.Files[name])
+		results = append(results, parseFile(l.repoPath(name), l.snap.Files[name]))
+	}
+	if a.kind != Plain && a.err == nil {
+		r := render()
+		results = append(results, parsed{objects: r.objects, origins: r.origins, errs: r.errs})
+		app.Hooks, app.Notes = r.hooks, r.notes
+	}
+	seen := map[objectKey]Origin{}
+	for _, res := range results {
 		errs = append(errs, res.errs...)
 		app.BCS = append(app.BCS, res.bcs...)
 		for i, obj := range res.objects {
 			origin := res.origins[i]
 			key := keyOf(obj)
 			if first, dup := seen[key]; dup {
-				errs = append(errs, &Error{File: file, Line: origin.Line, Object: objectID(obj),
+				errs = append(errs, &Error{File: origin.File, Line: origin.Line, Object: objectID(obj),
 					Err: duplicateErr(first)})
 				continue
 			}
@@ -118,9 +145,12 @@ func (l *layout) loadApp(dir string) App {
 			app.Origins = append(app.Origins, origin)
 		}
 	}
+	if len(errs) == 0 {
+		applySettings(&app, a.settings, a.rule)
+	}
 	if len(errs) > 0 {
 		app.Err = errors.Join(errs...)
-		app.Objects, app.Origins, app.BCS = nil, nil, nil
+		app.Objects, app.Origins, app.BCS, app.Hooks = nil, nil, nil, nil
 	}
 	return app
 }
@@ -134,27 +164,10 @@ func (l *layout) pauseFor(dir string) *Marker {
 }
 
 // ancestors returns ".", then each directory down to dir itself.
-func ancestors(dir string) []string {
-	out := []string{"."}
-	if dir == "." {
-		return out
-	}
-	parts := strings.Split(dir, "/")
-	for i := range parts {
-		out = append(out, strings.Join(parts[:i+1], "/"))
-	}
-	return out
-}
+func ancestors(dir string) []string { return sources.AncestorDirs(dir) }
 
 // hidden reports whether any element of a slash path starts with ".".
-func hidden(name string) bool {
-	for _, part := range strings.Split(name, "/") {
-		if strings.HasPrefix(part, ".") {
-			return true
-		}
-	}
-	return false
-}
+func hidden(name string) bool { return sources.HiddenPath(name) }
 
 func isManifest(base string) bool {
 	switch strings.ToLower(path.Ext(base)) {

@@ -3,19 +3,43 @@
 //
 // # Layout
 //
-// Every directory below the source path that directly holds *.yaml, *.yml or
-// *.json files is an app, named by its path relative to the source path
-// ("web", "team-a/api"); manifests at the root itself make an app named ".".
+// A directory is an app, named by its path relative to the source path
+// ("web", "team-a/api"; "." for the root), and its content chooses its kind:
+//   - Helm: it holds Chart.yaml. The app is `helm template` of the chart
+//     (package sources/helm); nothing below it is an app of its own
+//     (templates/, charts/ subcharts, crds/).
+//   - Kustomize: it holds kustomization.yaml, kustomization.yml or
+//     Kustomization. The app is `kustomize build` of it (package
+//     sources/kustomize). A directory that another kustomization uses as a
+//     base or component is not an app, and nor is a directory below a
+//     kustomization that holds none itself (patches/, files of generators).
+//   - Plain: it directly holds *.yaml, *.yml or *.json files (BCS v4 JSON
+//     only here), outside any chart or kustomization directory. A directory
+//     whose files are all values files of Helm apps is not an app.
+//
 // Directories are independent: "a/b" and "a/c" are two apps, and "a" is an
 // app only if it holds manifests itself. Hidden files and directories (name
 // starting with ".") and, at the root, the policy file gitpace.yaml are not
-// read. Other files (README.md, ...) are ignored.
+// read. Other files (README.md, ...) are ignored; a directory holding only
+// files of other config tools (Jsonnet, CUE, ...) is reported by Unread.
+//
+// # Settings
+//
+// gitpace.yaml's apps: rules (package policies) give an app its settings:
+// the rule with a path: naming it, else the first whose match: matches its
+// name. namespace is set on namespaced objects that name none;
+// createNamespace adds that Namespace; helm: sets the release name, values
+// files and inline values of a Helm app. A path: rule declares an app
+// discovery does not find, or several from one directory (name: tells them
+// apart); a directory a path: rule names is not discovered on its own. When
+// gitpace.yaml does not parse, apps load with no settings and no declared
+// apps (the agent rejects such a revision whole).
 //
 // Marker files, which never make a directory an app on their own:
 //   - PAUSE pauses the app in whose directory it is, and every app below that
 //     directory: at the root it pauses every app. Its first non-empty line
 //     is the reason. With several, the one nearest the root is reported.
-//     (FindPauses and Pauses.For; the whole rule is at sources.PauseFile.)
+//     (sources.FindPauses and Pauses.For; the whole rule is at sources.PauseFile.)
 //   - PROMOTE in an app directory approves manual rollout cycles; see
 //     sources.Promotion.
 //
@@ -49,7 +73,9 @@
 package manifest
 
 import (
+	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -58,13 +84,24 @@ type App struct {
 	// Name is the directory relative to the source path; "." for the root.
 	Name string
 	// Dir is the directory relative to the repository root (the source path
-	// joined with Name): where a user finds the files.
+	// joined with the app's directory): where a user finds the files.
 	Dir string
+	// Kind says how the objects were made: plain files, kustomize or Helm.
+	Kind Kind
 	// Objects are the app's Kubernetes objects in file order (files sorted by
 	// name, then document order, then List item order). Empty when Err is set.
 	Objects []*unstructured.Unstructured
-	// Origins[i] says where Objects[i] came from.
+	// Origins[i] says where Objects[i] came from: for a kustomize app its
+	// kustomization file (Line 1, Doc the index in the build's output), for
+	// a Helm app the template or crds/ file (Line 1, Doc the index in the
+	// rendered chart).
 	Origins []Origin
+	// Hooks are a Helm app's hooks (PreSync, then PostSync, each by
+	// weight), rendered and validated but not in Objects: gitpace does not
+	// apply them yet.
+	Hooks []Hook
+	// Notes say what rendering left out (skipped test hooks), one line each.
+	Notes []string
 	// BCS are the app's BCS v4 JSON files, unparsed. Empty when Err is set.
 	BCS []BCSFile
 	// Pause is set when a PAUSE marker applies to the app.
@@ -108,13 +145,43 @@ type Promote struct {
 	Path    string // the marker file, relative to the repository root
 }
 
-// Load returns the apps of a snapshot, sorted by name. Problems in an app's
-// files are reported in that app's Err; Load itself does not fail.
-func Load(snap *sources.Snapshot) []App {
-	l := newLayout(snap)
-	apps := make([]App, 0, len(l.appDirs))
-	for _, dir := range l.sortedAppDirs() {
-		apps = append(apps, l.loadApp(dir))
+// Load returns the apps of a snapshot, sorted by name, with a
+// process-wide Loader that renders Helm charts with Helm's default
+// capabilities. Problems in an app's files are reported in that app's Err;
+// Load itself does not fail.
+func Load(snap *sources.Snapshot) []App { return defaultLoader.Load(snap) }
+
+// Load returns the apps of a snapshot, sorted by name, rendering kustomize
+// and Helm apps whose inputs changed since a recent Load. Problems in an
+// app's files are reported in that app's Err; Load itself does not fail.
+func (l *Loader) Load(snap *sources.Snapshot) []App {
+	cfg, err := policies.ConfigFromFiles(snap.Files)
+	if err != nil {
+		cfg = nil
 	}
+	lay := newLayout(snap)
+	dirs := lay.discover(cfg)
+	l.mu.Lock()
+	l.loads++
+	load := l.loads
+	l.mu.Unlock()
+	var fs *kustomize.FS
+	apps := make([]App, 0, len(dirs))
+	for _, a := range dirs {
+		apps = append(apps, lay.loadApp(a, func() rendered { return l.render(lay, a, load, &fs) }))
+	}
+	l.evict(load)
 	return apps
+}
+
+// Unread returns the directories of snap that are no app and hold files
+// of other config tools (Jsonnet, CUE, ...), as sources.Skipped entries of
+// kind sources.SkippedDirectory, sorted by path: for reporting, once.
+func Unread(snap *sources.Snapshot) []sources.Skipped {
+	cfg, err := policies.ConfigFromFiles(snap.Files)
+	if err != nil {
+		cfg = nil
+	}
+	lay := newLayout(snap)
+	return lay.unread(lay.discover(cfg))
 }

@@ -1,17 +1,16 @@
-package manifest
+package sources
 
 import (
 	"path"
 	"strings"
 
-	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/textenc"
 )
 
-// Pauses are the PAUSE markers (sources.PauseFile) of one revision: the
+// Pauses are the PAUSE markers (PauseFile) of one revision: the
 // directory of each, relative to the source path ("." for the root), to
 // its reason. This is the one place that finds markers and decides which
-// pauses an app (App.Pause, and the pause gate of package policies).
+// pauses an app (manifest.App.Pause, and the pause gate of package policies).
 type Pauses map[string]string
 
 // FindPauses finds the PAUSE markers among a snapshot's files (paths
@@ -23,7 +22,7 @@ type Pauses map[string]string
 func FindPauses(files map[string][]byte) Pauses {
 	p := Pauses{}
 	for name, data := range files {
-		if path.Base(name) == sources.PauseFile && !hidden(name) {
+		if path.Base(name) == PauseFile && !HiddenPath(name) {
 			p[path.Dir(name)] = pauseReason(data)
 		}
 	}
@@ -36,9 +35,9 @@ func FindPauses(files map[string][]byte) Pauses {
 // source path ("PAUSE", "team/PAUSE"); ok is false when no marker pauses
 // the app.
 func (p Pauses) For(dir string) (file, reason string, ok bool) {
-	for _, d := range ancestors(path.Clean(dir)) {
+	for _, d := range AncestorDirs(path.Clean(dir)) {
 		if reason, ok := p[d]; ok {
-			return path.Join(d, sources.PauseFile), reason, true
+			return path.Join(d, PauseFile), reason, true
 		}
 	}
 	return "", "", false
@@ -57,4 +56,28 @@ func pauseReason(data []byte) string {
 		}
 	}
 	return ""
+}
+
+// AncestorDirs are "." and every prefix directory of the slash path dir,
+// outermost first: "a/b" gives ".", "a", "a/b".
+func AncestorDirs(dir string) []string {
+	out := []string{"."}
+	if dir == "." {
+		return out
+	}
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		out = append(out, strings.Join(parts[:i+1], "/"))
+	}
+	return out
+}
+
+// HiddenPath reports whether any element of a slash path starts with ".".
+func HiddenPath(name string) bool {
+	for _, part := range strings.Split(name, "/") {
+		if strings.HasPrefix(part, ".") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,232 @@
+package manifest
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/sources/helm"
+	"github.com/gitpace/gitpace/sources/kustomize"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/render/golden")
+
+// readTree reads the fixture repository dir into a Snapshot, as sources
+// would (paths relative to dir, slash-separated).
+func readTree(t testing.TB, dir string) *sources.Snapshot {
+	t.Helper()
+	snap := &sources.Snapshot{Files: map[string][]byte{}}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		snap.Files[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// goldenApp is what a golden file holds for one app.
+type goldenApp struct {
+	Name    string         `json:"name"`
+	Kind    Kind           `json:"kind"`
+	Dir     string         `json:"dir"`
+	Err     string         `json:"err,omitempty"`
+	Notes   []string       `json:"notes,omitempty"`
+	Objects []goldenObject `json:"objects,omitempty"`
+	Hooks   []goldenObject `json:"hooks,omitempty"`
+}
+
+type goldenObject struct {
+	Origin string                 `json:"origin"`
+	Hook   *helm.Hook             `json:"hook,omitempty"`
+	Object map[string]interface{} `json:"object"`
+}
+
+// TestRenderGolden loads the fixture repositories under testdata/render
+// and compares every app (objects in apply order with their origins, hooks
+// with their phase, errors) with testdata/render/golden/<repo>/<app>.yaml.
+// go test ./sources/manifest -run TestRenderGolden -update rewrites them.
+func TestRenderGolden(t *testing.T) {
+	for _, repo := range []string{"shop", "errors"} {
+		t.Run(repo, func(t *testing.T) {
+			apps := NewLoader(nil).Load(readTree(t, filepath.Join("..", "..", "testdata", "render", repo)))
+			goldenDir := filepath.Join("..", "..", "testdata", "render", "golden", repo)
+			if *update {
+				if err := os.RemoveAll(goldenDir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, a := range apps {
+				g := goldenApp{Name: a.Name, Kind: a.Kind, Dir: a.Dir, Notes: a.Notes}
+				if a.Err != nil {
+					g.Err = a.Err.Error()
+				}
+				for i, o := range a.Objects {
+					g.Objects = append(g.Objects, goldenObject{Origin: a.Origins[i].File, Object: o.Object})
+				}
+				for _, h := range a.Hooks {
+					hk := h.Hook
+					g.Hooks = append(g.Hooks, goldenObject{Origin: h.Origin.File, Hook: &hk, Object: h.Object.Object})
+				}
+				got, err := yaml.Marshal(g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				file := filepath.Join(goldenDir, strings.ReplaceAll(a.Name, "/", "_")+".yaml")
+				if *update {
+					if err := os.WriteFile(file, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatalf("app %s: %v (run with -update)", a.Name, err)
+				}
+				if d := cmp.Diff(string(want), string(got)); d != "" {
+					t.Errorf("app %s differs from %s (-want +got):\n%s", a.Name, file, d)
+				}
+			}
+			if !*update {
+				entries, _ := os.ReadDir(goldenDir)
+				if len(entries) != len(apps) {
+					t.Errorf("%d golden files in %s, %d apps %v", len(entries), goldenDir, len(apps), names(apps))
+				}
+			}
+		})
+	}
+}
+
+// TestRenderDiscovery: bases, components, subcharts, patch directories and
+// values files are no apps; the chart is two apps (path rules), not one
+// discovered app; the Jsonnet directory is reported once by Unread.
+func TestRenderDiscovery(t *testing.T) {
+	snap := readTree(t, filepath.Join("..", "..", "testdata", "render", "shop"))
+	got := names(Load(snap))
+	want := []string{"apps/shop/overlays/production", "apps/shop/overlays/staging", "podinfo-production", "podinfo-staging"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("apps (-want +got):\n%s", d)
+	}
+	unread := Unread(snap)
+	if len(unread) != 1 || unread[0].Path != "jsonnet/grafana" || unread[0].Kind != sources.SkippedDirectory ||
+		!strings.Contains(unread[0].Reason, "dashboards.jsonnet (Jsonnet)") {
+		t.Errorf("Unread = %+v, want jsonnet/grafana holding dashboards.jsonnet", unread)
+	}
+}
+
+// TestRenderErrors: a remote base names the kustomization file and the
+// URL; a chart needing a download names the dependency and its repository;
+// the plain app next to them loads.
+func TestRenderErrors(t *testing.T) {
+	apps := Load(readTree(t, filepath.Join("..", "..", "testdata", "render", "errors")))
+	remote := appByName(t, apps, "remote-base")
+	if !errors.Is(remote.Err, kustomize.ErrRemote) || !errors.Is(remote.Err, ErrRender) ||
+		!strings.HasPrefix(remote.Err.Error(), "remote-base/kustomization.yaml: ") ||
+		!strings.Contains(remote.Err.Error(), "github.com/stefanprodan/podinfo//kustomize?ref=6.5.0") {
+		t.Errorf("remote-base: Err = %v", remote.Err)
+	}
+	chart := appByName(t, apps, "chart-download")
+	if !errors.Is(chart.Err, helm.ErrDownload) || !strings.Contains(chart.Err.Error(), `dependency "postgresql" (version "15.5.0", https://charts.bitnami.com/bitnami)`) ||
+		!strings.Contains(chart.Err.Error(), "chart-download/Chart.yaml") {
+		t.Errorf("chart-download: Err = %v", chart.Err)
+	}
+	if p := appByName(t, apps, "plain"); p.Err != nil || len(p.Objects) != 1 {
+		t.Errorf("plain: %d objects, Err %v", len(p.Objects), p.Err)
+	}
+}
+
+// TestRenderCache: a second Load of an unchanged snapshot renders nothing;
+// a change to one overlay renders that overlay alone; a change to the base
+// renders both overlays; a values file below the chart's directory is an
+// input of both releases of the chart (templates may read any chart file
+// with .Files), a values file elsewhere only of the release naming it.
+func TestRenderCache(t *testing.T) {
+	snap := readTree(t, filepath.Join("..", "..", "testdata", "render", "shop"))
+	l := NewLoader(nil)
+	step := func(what string, want int) {
+		t.Helper()
+		before := l.Renders()
+		l.Load(snap)
+		if got := l.Renders() - before; got != want {
+			t.Errorf("%s: %d renders, want %d", what, got, want)
+		}
+	}
+	step("first load", 4)
+	step("same snapshot", 0)
+	snap.Files["apps/shop/overlays/staging/patches/resources.yaml"] = append(snap.Files["apps/shop/overlays/staging/patches/resources.yaml"], []byte("\n")...)
+	step("staging patch edited", 1)
+	snap.Files["apps/shop/base/app.properties"] = []byte("checkout.timeout=60s\n")
+	step("base edited", 2)
+	snap.Files["charts/podinfo/values-production.yaml"] = []byte("replicaCount: 5\n")
+	step("values file in the chart edited", 2)
+	snap.Files["README.md"] = []byte("docs")
+	step("unrelated file", 0)
+}
+
+// TestRenderSettings: namespace goes to namespaced objects without one
+// (not to cluster-scoped ones); createNamespace adds the Namespace first;
+// a path rule naming an empty directory and helm settings on a kustomize
+// app are errors naming the rule.
+func TestRenderSettings(t *testing.T) {
+	const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"
+	const cr = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\n"
+	apps := Load(snapshot("", map[string]string{
+		"gitpace.yaml": `apps:
+  - match: web
+    namespace: web
+    createNamespace: true
+  - path: missing
+    name: ghost
+  - path: k
+    name: k2
+    helm:
+      releaseName: x
+`,
+		"web/a.yaml":           cm + "---\n" + cr,
+		"k/kustomization.yaml": "resources: [cm.yaml]\n",
+		"k/cm.yaml":            cm,
+	}))
+	web := appByName(t, apps, "web")
+	if d := cmp.Diff([]string{"Namespace/web", "ConfigMap/web/a", "ClusterRole/r"}, objIDs(web)); d != "" {
+		t.Errorf("web (-want +got):\n%s", d)
+	}
+	if web.Origins[0].File != "gitpace.yaml apps[0]" {
+		t.Errorf("Namespace origin = %q", web.Origins[0].File)
+	}
+	if a := appByName(t, apps, "ghost"); a.Err == nil || !strings.Contains(a.Err.Error(), `apps[1].path: "missing" holds no manifests`) {
+		t.Errorf("ghost: Err = %v", a.Err)
+	}
+	if a := appByName(t, apps, "k2"); a.Err == nil || !strings.Contains(a.Err.Error(), "apps[2].helm: k is a kustomize app, not a Helm chart") {
+		t.Errorf("k2: Err = %v", a.Err)
+	}
+	if got := names(apps); strings.Contains(strings.Join(got, ","), ",k,") {
+		t.Errorf("k is declared by a path rule and must not be discovered too: %v", got)
+	}
+}
+
+func objIDs(a App) []string {
+	var out []string
+	for _, o := range a.Objects {
+		out = append(out, objectID(o))
+	}
+	return out
+}
