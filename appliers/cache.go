@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -104,8 +105,10 @@ type liveCache struct {
 
 type resourceInformer struct {
 	inf      cache.SharedIndexInformer
-	synced   chan struct{} // closed once the first list is in
-	deadline time.Time     // first lookups wait for synced until then
+	synced   chan struct{}   // closed once the first list is in
+	deadline time.Time       // first lookups wait for synced until then
+	ctx      context.Context // ends when the informer stops
+	stop     context.CancelFunc
 }
 
 func newLiveCache(md metadata.Interface, agent string) *liveCache {
@@ -133,9 +136,12 @@ func (c *liveCache) lookup(ctx context.Context, gvr schema.GroupVersionResource,
 			return nil, false
 		case <-ctx.Done():
 			return nil, false
-		case <-c.ctx.Done():
+		case <-r.ctx.Done():
 			return nil, false
 		}
+	}
+	if r.ctx.Err() != nil {
+		return nil, false // stopped: Close, or its resource is no longer served
 	}
 	key := name
 	if ns != "" {
@@ -159,15 +165,35 @@ func (c *liveCache) informer(gvr schema.GroupVersionResource) *resourceInformer 
 		func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
 	secrets := gvr.Group == "" && gvr.Resource == "secrets"
 	_ = inf.SetTransform(func(obj any) (any, error) { return slim(obj, secrets), nil })
-	r := &resourceInformer{inf: inf, synced: make(chan struct{}), deadline: time.Now().Add(CacheSyncTimeout)}
+	ctx, stop := context.WithCancel(c.ctx)
+	r := &resourceInformer{inf: inf, synced: make(chan struct{}), deadline: time.Now().Add(CacheSyncTimeout), ctx: ctx, stop: stop}
+	// A resource no longer served (its CRD deleted) stops its informer
+	// instead of failing for ever: a later diff of that kind starts anew.
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, rf *cache.Reflector, err error) {
+		if apierrors.IsNotFound(err) {
+			c.drop(gvr, r)
+			return
+		}
+		cache.DefaultWatchErrorHandler(ctx, rf, err)
+	})
 	c.informers[gvr] = r
-	go inf.Run(c.ctx.Done())
+	go inf.Run(ctx.Done())
 	go func() {
-		if cache.WaitForCacheSync(c.ctx.Done(), inf.HasSynced) {
+		if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 			close(r.synced)
 		}
 	}()
 	return r
+}
+
+// drop stops r, gvr's informer, and forgets it.
+func (c *liveCache) drop(gvr schema.GroupVersionResource, r *resourceInformer) {
+	c.mu.Lock()
+	if c.informers[gvr] == r {
+		delete(c.informers, gvr)
+	}
+	c.mu.Unlock()
+	r.stop()
 }
 
 func (c *liveCache) close() { c.cancel() }

@@ -13,6 +13,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -382,6 +383,45 @@ func TestDiffAndApplyConcurrent(t *testing.T) {
 	list, err := r.kube.CoreV1().ConfigMaps(r.ns).List(ctx, metav1.ListOptions{LabelSelector: appliers.AgentLabel})
 	if err != nil || len(list.Items) != 18 {
 		t.Errorf("%d ConfigMaps in the cluster (%v), want 18", len(list.Items), err)
+	}
+}
+
+// TestCacheForgetsUnservedResource: when a CRD is deleted, the cache's
+// informer for its custom resources stops (rather than failing to list
+// for ever) and is forgotten, so that a later CRD of that name starts anew.
+func TestCacheForgetsUnservedResource(t *testing.T) {
+	r, _ := newCacheRig(t)
+	group := strings.ReplaceAll(r.ns, "-", "") + ".gitpace.dev" // a CRD of the test's own
+	objs := r.stamped(fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.%[1]s}
+spec:
+  group: %[1]s
+  names: {kind: Gadget, plural: gadgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: %[1]s/v1
+kind: Gadget
+metadata: {name: g}`, group))
+	r.applyCached(objs)
+	crds := r.dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	cleanup := func() { _ = crds.Delete(context.Background(), "gadgets."+group, metav1.DeleteOptions{}) }
+	t.Cleanup(cleanup)
+	if !slices.Contains(r.ap.CachedResources(), "gadgets."+group) {
+		t.Fatalf("cached resources %v: no gadgets", r.ap.CachedResources())
+	}
+	cleanup()
+	deadline := time.Now().Add(30 * time.Second)
+	for slices.Contains(r.ap.CachedResources(), "gadgets."+group) {
+		if time.Now().After(deadline) {
+			t.Fatal("the informer of the deleted CRD's resource still runs after 30s")
+		}
+		time.Sleep(50 * time.Millisecond) // polling the cache's informers
 	}
 }
 

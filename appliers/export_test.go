@@ -17,3 +17,18 @@ func (a *Applier) CachedResourceVersion(ctx context.Context, ref ObjectRef) stri
 	}
 	return lm.ResourceVersion
 }
+
+// CachedResources are the resources the cache has an informer for.
+func (a *Applier) CachedResources() []string {
+	c := a.liveCache()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for gvr := range c.informers {
+		out = append(out, gvr.Resource+"."+gvr.Group)
+	}
+	return out
+}
