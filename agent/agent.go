@@ -187,7 +187,7 @@ func New(cfg Config) (*Agent, error) {
 	// Objects in a Namespace the same revision creates are dry-run in the
 	// state namespace, which exists once the agent has started.
 	ap.StandInNamespace = store.Namespace
-	return &Agent{
+	ag := &Agent{
 		cfg: cfg, applier: ap, kube: kube,
 		store:  store,
 		loader: manifest.NewLoader(helm.NewCachedCapabilities(kube.Discovery(), time.Minute).Get),
@@ -199,7 +199,15 @@ func New(cfg Config) (*Agent, error) {
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
 		failNotes: map[string]failNote{}, revertErrs: map[string]string{}, notes: map[string]string{},
-	}, nil
+	}
+	// An object deleted behind git's back (or by a prune) queues its app:
+	// a diff re-creates what git still declares.
+	ap.OnDeleted = func(o appliers.Owner) {
+		if o.Agent == ag.cfg.Name {
+			ag.enqueue(o.App, wantDiff)
+		}
+	}
+	return ag, nil
 }
 
 // Name is the agent's identity (Config.Name, or the one DefaultName derived).

@@ -179,7 +179,7 @@ func (a *Agent) processNext(ctx context.Context, q workqueue.TypedRateLimitingIn
 		switch o.Kind {
 		case Transient:
 			q.AddRateLimited(key)
-			a.cfg.Log.Error("reconcile failed; keeping the last good state", "err", err, "retryIn", fmt.Sprint(q.NumRequeues(key)))
+			a.cfg.Log.Error("reconcile failed; keeping the last good state", "err", err, "retries", q.NumRequeues(key))
 		case Stalled:
 			q.Forget(key)
 			a.cfg.Log.Error("source stalled; waiting for new content", "err", err)
@@ -201,8 +201,12 @@ func (a *Agent) processNext(ctx context.Context, q workqueue.TypedRateLimitingIn
 	default:
 		o := a.syncApp(ctx, key)
 		switch o.Kind {
+		case Transient, Stalled:
+			a.cfg.Metrics.reconcile("error")
+		}
+		switch o.Kind {
 		case Transient:
-			a.cfg.Log.Error("app reconcile failed; retrying with backoff", "app", key, "err", o.Err)
+			a.cfg.Log.Error("app reconcile failed; retrying with backoff", "app", key, "err", o.Err, "retries", q.NumRequeues(key))
 			q.AddRateLimited(key)
 		case Waiting:
 			q.Forget(key)
@@ -360,6 +364,7 @@ func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) 
 		_, err := a.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
+			a.enqueue(peer, wantDiff) // it brings the Namespace (again, if deleted by hand)
 			return fmt.Sprintf("Namespace %s, which app %s brings, does not exist yet", ns, peer), nil
 		case err != nil:
 			return "", err
@@ -381,4 +386,28 @@ func deepCopies(objs []*unstructured.Unstructured) []*unstructured.Unstructured 
 		out[i] = o.DeepCopy()
 	}
 	return out
+}
+
+// peerNamespaceGone turns an error of a namespace that does not exist (a
+// Namespace deleted by hand after waitsForPeers saw it) into the name of
+// the app of the revision that brings it: the app waits for it, and that
+// app is queued to bring it back. ok is false for any other error.
+func (a *Agent) peerNamespaceGone(in appInput, err error) (string, bool) {
+	var st apierrors.APIStatus
+	if err == nil || !apierrors.IsNotFound(err) || !errors.As(err, &st) {
+		return "", false
+	}
+	d := st.Status().Details
+	if d == nil || d.Kind != "namespaces" || d.Name == "" {
+		return "", false
+	}
+	peer, ok := in.revision.Lookup(appliers.ObjectRef{Kind: "Namespace", Name: d.Name}.Key())
+	if !ok || peer == in.app.Name {
+		return "", false
+	}
+	a.mu.Lock()
+	delete(a.namespaces, d.Name)
+	a.mu.Unlock()
+	a.enqueue(peer, wantDiff)
+	return fmt.Sprintf("Namespace %s, which app %s brings, does not exist", d.Name, peer), true
 }

@@ -417,6 +417,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if why, ok := namespaceTerminating(err); ok {
 		return a.waitFor(ctx, st, in.rev, why)
 	}
+	if why, ok := a.peerNamespaceGone(in, err); ok {
+		return a.waitForPeer(ctx, st, in.rev, why)
+	}
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
 	}
@@ -428,6 +431,12 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 			a.expect(c.Ref, c.Generation)
 		}
 		return a.waitFor(ctx, st, in.rev, why)
+	}
+	if why, ok := a.peerNamespaceGone(in, err); ok {
+		for _, c := range applied {
+			a.expect(c.Ref, c.Generation)
+		}
+		return a.waitForPeer(ctx, st, in.rev, why)
 	}
 	if err != nil {
 		if isTransient(err) {

@@ -66,6 +66,12 @@ type Applier struct {
 	mu    sync.Mutex
 	epoch uint64 // discovery resets so far (under mu)
 
+	// OnDeleted, when set before the first Diff, is told the Owner of
+	// every object of the live-object cache that is deleted: the agent
+	// queues that app, so that an object deleted behind git's back is
+	// re-created at once rather than at the next resync.
+	OnDeleted func(Owner)
+
 	cacheOnce sync.Once
 	cache     *liveCache
 }

@@ -101,6 +101,9 @@ type liveCache struct {
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]*resourceInformer
+	// deleted, when set, is told the owner of every cached object that is
+	// deleted (by hand, by a controller, or by gitpace's own prune).
+	deleted func(Owner)
 }
 
 type resourceInformer struct {
@@ -165,6 +168,16 @@ func (c *liveCache) informer(gvr schema.GroupVersionResource) *resourceInformer 
 		func(o *metav1.ListOptions) { o.LabelSelector = c.selector }).Informer()
 	secrets := gvr.Group == "" && gvr.Resource == "secrets"
 	_ = inf.SetTransform(func(obj any) (any, error) { return slim(obj, secrets), nil })
+	if c.deleted != nil {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if m, ok := obj.(*liveMeta); ok && m.owner != nil {
+				c.deleted(*m.owner)
+			}
+		}})
+	}
 	ctx, stop := context.WithCancel(c.ctx)
 	r := &resourceInformer{inf: inf, synced: make(chan struct{}), deadline: time.Now().Add(CacheSyncTimeout), ctx: ctx, stop: stop}
 	// A resource no longer served (its CRD deleted) stops its informer
@@ -363,6 +376,7 @@ func (a *Applier) liveCache() *liveCache {
 	a.cacheOnce.Do(func() {
 		if a.Agent != "" {
 			a.cache = newLiveCache(a.meta, a.Agent)
+			a.cache.deleted = a.OnDeleted
 		}
 	})
 	return a.cache
