@@ -196,3 +196,65 @@ func TestTimersFireWithRemoteRepository(t *testing.T) {
 		t.Fatalf("web in the window: %v, want Held by the window", st)
 	}
 }
+
+// TestDeletedByHandComesBack runs the agent (--resync an hour) and deletes,
+// behind git's back, a ConfigMap it manages, then the Namespace another
+// app of the revision brings, with a ConfigMap of a third app in it. Each
+// deletion queues the app that declares the object: the ConfigMap comes
+// back at once, the Namespace once it is gone, and the app living in it
+// waits for it meanwhile instead of being rejected.
+func TestDeletedByHandComesBack(t *testing.T) {
+	f := newFixture(t)
+	shared := f.ns + "-s"
+	t.Cleanup(func() { _ = f.kube.CoreV1().Namespaces().Delete(context.Background(), shared, metav1.DeleteOptions{}) })
+	f.repo.Commit("three apps", map[string]string{
+		"apps/alpha/cm.yaml":           namedCM("alpha-config", "1"),
+		"apps/zz-owner/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + shared + "\n",
+		"apps/consumer/cm.yaml":        strings.Replace(namedCM("consumer-config", "1"), "metadata:\n", "metadata:\n  namespace: "+shared+"\n", 1),
+	})
+	f.build(nil)
+	f.run()
+	ctx := context.Background()
+	get := func(ns, name string) (string, bool) {
+		c, err := f.kube.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", false
+		}
+		return string(c.UID), true
+	}
+	f.eventually("all three apps Synced", time.Minute, func() bool {
+		for _, app := range []string{"alpha", "zz-owner", "consumer"} {
+			if st := f.appState(app); st == nil || st.Phase != state.Synced {
+				return false
+			}
+		}
+		return true
+	})
+	before, _ := get(f.ns, "alpha-config")
+	if err := f.kube.CoreV1().ConfigMaps(f.ns).Delete(ctx, "alpha-config", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("alpha-config re-created without waiting for --resync", 20*time.Second, func() bool {
+		uid, ok := get(f.ns, "alpha-config")
+		return ok && uid != before
+	})
+
+	if err := f.kube.CoreV1().Namespaces().Delete(ctx, shared, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("the Namespace and consumer-config back after the namespace was deleted", 90*time.Second, func() bool {
+		n, err := f.kube.CoreV1().Namespaces().Get(ctx, shared, metav1.GetOptions{})
+		if err != nil || n.DeletionTimestamp != nil {
+			return false
+		}
+		_, ok := get(shared, "consumer-config")
+		return ok
+	})
+	f.eventually("consumer Synced again", 30*time.Second, func() bool {
+		st := f.appState("consumer")
+		return st != nil && st.Phase == state.Synced && st.Rejected == nil
+	})
+	if st := f.appState("consumer"); st.Rejected != nil {
+		t.Errorf("consumer was rejected while its namespace was away: %+v", st.Rejected)
+	}
+}
