@@ -174,3 +174,31 @@ func TestRemotePollAfterBCSRollout(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomResourceWaitsForAnotherAppsCRD: a custom resource in one app
+// (aa-widgets, first by name) whose CRD another app of the same revision
+// brings (zz-crds). The apps are reconciled concurrently; the custom
+// resource's app waits for the CRD instead of being rejected, and one
+// `--once` pass applies both.
+func TestCustomResourceWaitsForAnotherAppsCRD(t *testing.T) {
+	f := newFixture(t)
+	group, dyn := crdTest(t, f, "widgets")
+	widget := fmt.Sprintf("apiVersion: %s/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n", group)
+	f.repo.Commit("crd and widget in two apps", map[string]string{
+		"apps/aa-widgets/widget.yaml": widget,
+		"apps/zz-crds/crd.yaml":       crdYAML(group, "Widget", "x-kubernetes-preserve-unknown-fields: true"),
+	})
+	f.build(nil)
+	f.pass(f.agent)
+	if _, err := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace(f.ns).Get(context.Background(), "w1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("Widget w1 not applied in the pass: %v\n%s", err, f.out.String())
+	}
+	for _, app := range []string{"aa-widgets", "zz-crds"} {
+		if st := f.appState(app); st == nil || st.Phase != state.Synced || st.Rejected != nil {
+			t.Errorf("app %s: %s", app, describe(st))
+		}
+	}
+	if !strings.Contains(f.out.String(), "app aa-widgets: revision") || !strings.Contains(f.out.String(), "which app zz-crds brings") {
+		t.Errorf("the wait is not reported:\n%s", f.out.String())
+	}
+}

@@ -327,7 +327,9 @@ func (p *peerWait) Error() string { return p.why }
 
 // waitsForPeers returns why app's revision must wait for another app of the
 // same revision, "" when it need not: a namespace its objects use that
-// another app brings (a Namespace object) and that does not exist yet. The
+// another app brings (a Namespace object) and that does not exist yet, or
+// a kind of its objects that another app's CRD brings and the server does
+// not serve yet. The
 // apps of a revision are reconciled concurrently, so the order of their
 // directories no longer decides; an app that brings its own Namespace is
 // handled by the applier (stand-in dry run, Namespaces first). A namespace
@@ -345,6 +347,19 @@ func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) 
 	}
 	for _, s := range in.built.Specs {
 		used[s.Namespace] = true
+	}
+	for _, o := range in.built.Objects {
+		ref := appliers.RefOf(o)
+		c, ok := in.revision.CRDs[ref.Group+"/"+ref.Kind]
+		if !ok || c.App == in.app.Name {
+			continue
+		}
+		if _, err := a.applier.Mapping(ref); errors.Is(err, appliers.ErrUnknownKind) {
+			a.enqueue(c.App, wantDiff)
+			return fmt.Sprintf("CustomResourceDefinition %s, which app %s brings, does not serve %s yet", c.Name, c.App, ref.Kind), nil
+		} else if err != nil {
+			return "", err
+		}
 	}
 	for _, ns := range sortedKeys(used) {
 		if own[ns] {

@@ -34,6 +34,10 @@ type Revision struct {
 	// Invalid names the apps whose desired objects are unknown (bad input
 	// or a transient error): while there are any, nothing is pruned.
 	Invalid []string
+	// CRDs maps "group/Kind" of every CustomResourceDefinition the
+	// revision brings to the CRD and its app: an app whose custom
+	// resources another app's CRD serves waits for that CRD.
+	CRDs map[string]CRD
 
 	// elsewhere caches ClaimedElsewhere (nil until a prune needs it):
 	// other agents' inventories are listed once for the prunes of a moment,
@@ -48,6 +52,9 @@ type Revision struct {
 // elsewhereTTL is how long other agents' inventories, once listed, answer
 // ClaimedElsewhere.
 const elsewhereTTL = 5 * time.Second
+
+// CRD is a CustomResourceDefinition of a revision: its name and app.
+type CRD struct{ Name, App string }
 
 // App is one app of a Revision.
 type App struct {
@@ -108,6 +115,26 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 	}
 	seen := map[string]place{}
 	dups := map[string][]string{} // app -> duplicate errors
+	// CRDs every app brings: another app's custom resources of their kinds
+	// are Prepared as the CRD will serve them, and wait for it (the agent).
+	out.CRDs = map[string]CRD{}
+	var crdObjs []*unstructured.Unstructured
+	var crdApps []string
+	for i := range apps {
+		if apps[i].Err != nil {
+			continue
+		}
+		for _, o := range apps[i].Objects {
+			if o.GetKind() != "CustomResourceDefinition" {
+				continue
+			}
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			out.CRDs[g+"/"+k] = CRD{Name: o.GetName(), App: apps[i].Name}
+			crdObjs = append(crdObjs, o.DeepCopy())
+			crdApps = append(crdApps, apps[i].Name)
+		}
+	}
 	for i := range apps {
 		b := &App{Manifest: &apps[i]}
 		out.Apps = append(out.Apps, b)
@@ -133,7 +160,13 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 			s.Template.Labels[appliers.AgentLabel] = cfg.Agent
 		}
 		objs := DesiredObjects(b.Manifest)
-		if err := cfg.Prepare(objs); err != nil {
+		withPeers := objs
+		for j, c := range crdObjs {
+			if crdApps[j] != b.Name() {
+				withPeers = append(withPeers[:len(withPeers):len(withPeers)], c.DeepCopy())
+			}
+		}
+		if err := cfg.Prepare(withPeers); err != nil {
 			if appliers.IsTransient(err) {
 				b.Transient = err
 			} else {
