@@ -109,7 +109,7 @@ func envFromName(f *fixture) string {
 // the new hash-suffixed ConfigMap, and the old one is deleted only once the
 // new one exists and the Deployment uses it; removing a resource from the
 // base prunes it; PAUSE in the overlay's directory holds an image change
-// (the Deployment is paused) until it is removed; git revert of the image
+// (the Deployment is paused) until it is removed; git revert of an image
 // change rolls back.
 func TestKustomizeOverlay(t *testing.T) {
 	f := newFixture(t)
@@ -166,11 +166,13 @@ func TestKustomizeOverlay(t *testing.T) {
 		return d != nil && !d.Spec.Paused && rolledOut(d, "registry.example/shop:1.0.2")
 	})
 
-	// git revert of 1.0.2 rolls back to 1.0.1.
-	if _, err := sources.Revert(f.repo.Dir, []string{f.repo.Head()}, ""); err != nil {
+	// git revert of an overlay image change rolls back.
+	c3 := f.repo.Commit("shop 1.0.3", shopOverlay("1.0.3"))
+	f.eventually("1.0.3 rolled out", time.Minute, func() bool { return rolledOut(f.deployment("shop"), "registry.example/shop:1.0.3") })
+	if _, err := sources.Revert(f.repo.Dir, []string{c3}, ""); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("reverted to 1.0.1", time.Minute, func() bool { return rolledOut(f.deployment("shop"), shopImage1) })
+	f.eventually("reverted to 1.0.2", time.Minute, func() bool { return rolledOut(f.deployment("shop"), "registry.example/shop:1.0.2") })
 }
 
 // webChart is a Helm chart in git whose image tag comes from values.
@@ -252,10 +254,12 @@ func TestHelmApp(t *testing.T) {
 		d := f.deploymentNamed("front")
 		return d != nil && !d.Spec.Paused && rolledOut(d, "registry.example/web:1.0.2")
 	})
-	if _, err := sources.Revert(f.repo.Dir, []string{f.repo.Head()}, ""); err != nil {
+	c3 := f.repo.Commit("web 1.0.3", webValues("1.0.3"))
+	f.eventually("web 1.0.3 rolled out", time.Minute, func() bool { return rolledOut(f.deploymentNamed("front"), "registry.example/web:1.0.3") })
+	if _, err := sources.Revert(f.repo.Dir, []string{c3}, ""); err != nil {
 		t.Fatal(err)
 	}
-	f.eventually("reverted to 1.0.1", time.Minute, func() bool { return rolledOut(f.deploymentNamed("front"), "registry.example/web:1.0.1") })
+	f.eventually("reverted to 1.0.2", time.Minute, func() bool { return rolledOut(f.deploymentNamed("front"), "registry.example/web:1.0.2") })
 }
 
 func (f *fixture) deploymentNamed(name string) *appsv1.Deployment {
@@ -280,7 +284,7 @@ func TestPlanOverlayChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.counter.writes.Load()
-	p, err := plan.Make(context.Background(), plan.Config{Source: src, Rest: f.cfg.Rest, StateNamespace: f.stateNS, DefaultNamespace: f.ns}, head)
+	p, err := plan.Make(context.Background(), plan.Config{Source: src, Rest: f.cfg.Rest, StateNamespace: f.stateNS, DefaultNamespace: f.ns, AgentName: f.agent.Name()}, head)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,6 @@ package manifest
 import (
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
-	"github.com/gitpace/gitpace/sources/kustomize"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -165,10 +164,9 @@ func (l *Loader) Load(snap *sources.Snapshot) []App {
 	l.loads++
 	load := l.loads
 	l.mu.Unlock()
-	var fs *kustomize.FS
 	apps := make([]App, 0, len(dirs))
 	for _, a := range dirs {
-		apps = append(apps, lay.loadApp(a, func() rendered { return l.render(lay, a, load, &fs) }))
+		apps = append(apps, lay.loadApp(a, func() rendered { return l.render(lay, a, load) }))
 	}
 	l.evict(load)
 	return apps

@@ -115,8 +115,8 @@ func (r rendered) copy() rendered {
 }
 
 // render returns the render of app a, from the cache when its key is
-// known. fs is made on first use and shared by the renders of one Load.
-func (l *Loader) render(lay *layout, a *appDir, load int, fs **kustomize.FS) rendered {
+// known.
+func (l *Loader) render(lay *layout, a *appDir, load int) rendered {
 	var caps *helm.Capabilities
 	if a.kind == Helm && l.caps != nil {
 		caps = l.caps()
@@ -133,7 +133,7 @@ func (l *Loader) render(lay *layout, a *appDir, load int, fs **kustomize.FS) ren
 	var res rendered
 	switch a.kind {
 	case Kustomize:
-		res = lay.renderKustomize(a, fs)
+		res = lay.renderKustomize(a)
 	case Helm:
 		res = lay.renderHelm(a, caps)
 	}
@@ -198,17 +198,20 @@ func below(name, dir string) bool {
 	return dir == "." || strings.HasPrefix(name, dir+"/")
 }
 
-func (lay *layout) renderKustomize(a *appDir, fs **kustomize.FS) rendered {
+// renderKustomize builds a kustomize app on an in-memory file system
+// holding only its inputs (the files its cache key hashes).
+func (lay *layout) renderKustomize(a *appDir) rendered {
 	file, _ := kustomize.KustomizationFile(lay.snap.Files, a.dir)
 	origin := lay.repoPath(file)
-	if *fs == nil {
-		f, err := kustomize.NewFS(lay.snap.Files)
-		if err != nil {
-			return rendered{errs: []error{&Error{File: origin, Err: fmt.Errorf("%w: %w", ErrRender, err)}}}
-		}
-		*fs = f
+	inputs := map[string][]byte{}
+	for _, name := range lay.inputs(a) {
+		inputs[name] = lay.snap.Files[name]
 	}
-	objs, err := kustomize.Build(*fs, lay.snap.Files, a.dir)
+	fs, err := kustomize.NewFS(inputs)
+	if err != nil {
+		return rendered{errs: []error{&Error{File: origin, Err: fmt.Errorf("%w: %w", ErrRender, err)}}}
+	}
+	objs, err := kustomize.Build(fs, inputs, a.dir)
 	if err != nil {
 		return rendered{errs: []error{&Error{File: origin, Err: fmt.Errorf("%w: %s", ErrRender, strings.TrimPrefix(err.Error(), file+": "))}}}
 	}
