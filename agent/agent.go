@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/paced"
@@ -130,6 +131,13 @@ type Agent struct {
 	notes map[string]string
 
 	loop atomic.Pointer[loop]
+	// watched are the stores of the workload watch (followDeployments), by
+	// kind: health reads Deployments, StatefulSets and DaemonSets there.
+	watched atomic.Pointer[map[string]cache.Store]
+	// lbServices are the Services of the revision whose spec.type is
+	// LoadBalancer (by ObjectRef.Key): the only Services whose health needs
+	// their live spec and status. Under mu.
+	lbServices map[string]bool
 	// following is true while followDeployments watches (Run).
 	following atomic.Bool
 }

@@ -27,6 +27,11 @@ func (a *Agent) followDeployments(ctx context.Context) {
 			o.LabelSelector = appliers.ManagedByLabel + "=" + appliers.ManagedByValue
 		}))
 	inf := factory.Apps().V1().Deployments().Informer()
+	stores := map[string]cache.Store{"Deployment": inf.GetStore(),
+		"StatefulSet": factory.Apps().V1().StatefulSets().Informer().GetStore(),
+		"DaemonSet":   factory.Apps().V1().DaemonSets().Informer().GetStore()}
+	a.watched.Store(&stores)
+	defer a.watched.Store(nil)
 	defer a.following.Store(false)
 	handle := func(obj any) {
 		d, ok := obj.(*appsv1.Deployment)

@@ -149,6 +149,17 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	if err != nil {
 		return nil, err
 	}
+	lb := map[string]bool{}
+	for _, b := range rev.Apps {
+		for _, o := range b.Objects {
+			if t, _, _ := unstructured.NestedString(o.Object, "spec", "type"); o.GetKind() == "Service" && o.GetAPIVersion() == "v1" && t == "LoadBalancer" {
+				lb[appliers.RefOf(o).Key()] = true
+			}
+		}
+	}
+	a.mu.Lock()
+	a.lbServices = lb
+	a.mu.Unlock()
 	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
@@ -542,7 +553,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		}
 	}
 	a.own(st)
-	return a.refreshPhase(ctx, st)
+	return a.refreshPhase(withJustWritten(ctx, cs), st)
 }
 
 // reject records a revision that cannot be applied; the previous revision

@@ -35,7 +35,11 @@ func (a *Agent) refreshHealth(ctx context.Context, st *state.App) error {
 			refs = append(refs, ref)
 		}
 	}
-	objs, err := health.Objects(ctx, a.applier.HealthGetter(), refs)
+	var g health.Getter = cachedHealth{a: a}
+	if known, ok := ctx.Value(justWrittenKey{}).(map[string]*unstructured.Unstructured); ok {
+		g = justWritten{known: known, next: g}
+	}
+	objs, err := health.Objects(ctx, g, refs)
 	if err != nil {
 		return err
 	}
@@ -205,4 +209,73 @@ func (a *Agent) observeWorkload(obj any) {
 			app, r.Kind, r.Namespace, r.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
 	}
 	a.enqueue(app, wantStatus)
+}
+
+// justWrittenKey marks a context carrying the objects an apply returned a
+// moment ago (by ObjectRef.Key): the health read right after an apply
+// takes them instead of reading each object again.
+type justWrittenKey struct{}
+
+// withJustWritten returns ctx carrying the objects cs returned.
+func withJustWritten(ctx context.Context, cs appliers.ChangeSet) context.Context {
+	known := map[string]*unstructured.Unstructured{}
+	for _, c := range cs {
+		if c.Object != nil && (c.Action == appliers.Created || c.Action == appliers.Configured || c.Action == appliers.Recreated) {
+			known[c.Ref.Key()] = c.Object
+		}
+	}
+	return context.WithValue(ctx, justWrittenKey{}, known)
+}
+
+// justWritten is a health.Getter that answers from the objects an apply
+// just returned, and asks next for the others.
+type justWritten struct {
+	known map[string]*unstructured.Unstructured
+	next  health.Getter
+}
+
+func (j justWritten) Get(ctx context.Context, ref appliers.ObjectRef) (*unstructured.Unstructured, error) {
+	if u, ok := j.known[ref.Key()]; ok {
+		return u, nil
+	}
+	return j.next.Get(ctx, ref)
+}
+
+// cachedHealth is the health.Getter of the agent: what the watches hold
+// before any request. Deployments, StatefulSets and DaemonSets come from
+// the workload watch's stores (gitpace's workloads, every change);
+// Services that are not of type LoadBalancer, whose kstatus is Current
+// whatever their spec, and kinds without status come from the live-object
+// cache (appliers.Applier.CachedObject); anything else, or what the caches
+// do not hold yet, is read (appliers.Applier.HealthObject).
+type cachedHealth struct{ a *Agent }
+
+func (c cachedHealth) Get(ctx context.Context, ref appliers.ObjectRef) (*unstructured.Unstructured, error) {
+	if stores := c.a.watched.Load(); stores != nil && ref.Group == "apps" {
+		if st, ok := (*stores)[ref.Kind]; ok {
+			if obj, ok, err := st.GetByKey(ref.Namespace + "/" + ref.Name); err == nil && ok {
+				m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+				c.a.mu.Lock()
+				behind := err == nil && (&unstructured.Unstructured{Object: m}).GetGeneration() < c.a.expected[ref.Key()]
+				c.a.mu.Unlock()
+				if err == nil && !behind { // not behind what gitpace last wrote
+					u := &unstructured.Unstructured{Object: m}
+					u.SetAPIVersion("apps/v1")
+					u.SetKind(ref.Kind)
+					return u, nil
+				}
+			}
+		}
+	}
+	if ref.Group == "" && ref.Kind == "Service" {
+		c.a.mu.Lock()
+		lb := c.a.lbServices[ref.Key()]
+		c.a.mu.Unlock()
+		if !lb {
+			if u, ok := c.a.applier.CachedObject(ctx, ref); ok {
+				return u, nil
+			}
+		}
+	}
+	return c.a.applier.HealthObject(ctx, ref)
 }

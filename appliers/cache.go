@@ -391,27 +391,43 @@ var statusless = map[schema.GroupKind]bool{
 	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}: true, {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
 }
 
+// CachedObject returns the live object as the live-object cache holds
+// it (apiVersion, kind, namespace, name, uid, deletionTimestamp; no spec,
+// no status), with no request; ok is false when the cache does not hold
+// it (not synced, not labelled by this agent, or absent).
+func (a *Applier) CachedObject(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, bool) {
+	c := a.liveCache()
+	if c == nil {
+		return nil, false
+	}
+	m, err := a.Mapping(ref)
+	if err != nil {
+		return nil, false
+	}
+	lm, synced := c.lookup(ctx, m.Resource, ref.Namespace, ref.Name)
+	if !synced || lm == nil {
+		return nil, false
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(m.GroupVersionKind.GroupVersion().String())
+	u.SetKind(ref.Kind)
+	u.SetNamespace(lm.Namespace)
+	u.SetName(lm.Name)
+	u.SetUID(lm.UID)
+	if lm.DeletionTimestamp != nil {
+		u.SetDeletionTimestamp(lm.DeletionTimestamp)
+	}
+	return u, true
+}
+
 // HealthObject returns the live object as health (kstatus) needs it, nil
-// when it does not exist. For a statusless kind held in the cache its
-// cached metadata stands in, with no request; anything else is read (Get).
-// It serves health.Getter.
+// when it does not exist. For a statusless kind held in the cache the
+// cached metadata stands in (CachedObject), with no request; anything
+// else is read (Get).
 func (a *Applier) HealthObject(ctx context.Context, ref ObjectRef) (*unstructured.Unstructured, error) {
 	if statusless[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}] {
-		if c := a.liveCache(); c != nil {
-			if m, err := a.Mapping(ref); err == nil {
-				if lm, synced := c.lookup(ctx, m.Resource, ref.Namespace, ref.Name); synced && lm != nil {
-					u := &unstructured.Unstructured{}
-					u.SetAPIVersion(m.GroupVersionKind.GroupVersion().String())
-					u.SetKind(ref.Kind)
-					u.SetNamespace(lm.Namespace)
-					u.SetName(lm.Name)
-					u.SetUID(lm.UID)
-					if lm.DeletionTimestamp != nil {
-						u.SetDeletionTimestamp(lm.DeletionTimestamp)
-					}
-					return u, nil
-				}
-			}
+		if u, ok := a.CachedObject(ctx, ref); ok {
+			return u, nil
 		}
 	}
 	return a.Get(ctx, ref)
