@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/sources"
@@ -95,23 +94,17 @@ func Classify(err error) Outcome {
 	return Outcome{Kind: Transient, Err: err}
 }
 
-// isBadInput: an error that retrying the same input will meet again.
+// isBadInput: an error that retrying the same input will meet again: the
+// source's (a branch or path that does not exist) and the applier's
+// (appliers.IsTransient says which API answers are).
 func isBadInput(err error) bool {
-	if errors.Is(err, appliers.ErrUnknownKind) || appliers.IsSchemaError(err) ||
-		errors.Is(err, sources.ErrBranchNotFound) || errors.Is(err, sources.ErrPathNotFound) {
+	if errors.Is(err, sources.ErrBranchNotFound) || errors.Is(err, sources.ErrPathNotFound) {
 		return true
 	}
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
-	switch {
-	case apierrors.IsNotFound(err),
-		apierrors.IsForbidden(err), apierrors.IsAlreadyExists(err), apierrors.IsConflict(err),
-		apierrors.IsMethodNotSupported(err), apierrors.IsUnsupportedMediaType(err),
-		apierrors.IsRequestEntityTooLargeError(err), apierrors.IsNotAcceptable(err):
-		return true
-	}
-	return false
+	return !appliers.IsTransient(err)
 }
 
 // isTransient: an error that a retry may cure, as opposed to bad input.
