@@ -222,7 +222,7 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 	for _, ref := range deployments(st.Inventory) {
 		r, ok := a.cachedRollout(ref)
 		if !ok {
-			u, err := a.applier.Get(ctx, ref)
+			u, err := justWrittenOr(ctx, ref, a.applier.Get)
 			if err != nil {
 				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
 			}

@@ -227,6 +227,17 @@ func withJustWritten(ctx context.Context, cs appliers.ChangeSet) context.Context
 	return context.WithValue(ctx, justWrittenKey{}, known)
 }
 
+// justWrittenOr returns the object an apply just returned (ctx from
+// withJustWritten), or what get reads.
+func justWrittenOr(ctx context.Context, ref appliers.ObjectRef, get func(context.Context, appliers.ObjectRef) (*unstructured.Unstructured, error)) (*unstructured.Unstructured, error) {
+	if known, ok := ctx.Value(justWrittenKey{}).(map[string]*unstructured.Unstructured); ok {
+		if u, ok := known[ref.Key()]; ok {
+			return u, nil
+		}
+	}
+	return get(ctx, ref)
+}
+
 // justWritten is a health.Getter that answers from the objects an apply
 // just returned, and asks next for the others.
 type justWritten struct {
