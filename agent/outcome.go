@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/sources"
 )
