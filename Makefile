@@ -10,7 +10,7 @@ TEST_FLAGS ?= -race -count=1 -timeout $(TEST_TIMEOUT)
 
 # How long `make bench` may run in all. Its packages run one after the other
 # (-p 1), so that no two benchmarks share the control plane.
-BENCH_TIMEOUT ?= 30m
+BENCH_TIMEOUT ?= 40m
 
 # How long `make fuzz` runs each fuzz target (a duration, or Nx executions);
 # CI runs `make fuzz FUZZTIME=5000x FUZZMINIMIZETIME=100x`: counts, not
@@ -64,7 +64,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after the other; a
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
 	done
 
-bench: cluster ## benchmarks on the local control plane: gitpace side by side with kubectl and a client-go floor (~15 min)
+bench: cluster ## benchmarks on the local control plane: gitpace side by side with kubectl and a client-go floor (~20 min)
 	GITPACE_TEST_KUBECONFIG=$(KUBECONFIG_LOCAL) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout $(BENCH_TIMEOUT) ./...
 
 demo: build cluster ## the main job for a new user: a guided GitOps rollout on the local control plane

@@ -151,8 +151,8 @@ they end). peak RSS: the process's VmHWM (kubectl, gitpace; for a running gitpac
 	fmt.Fprintf(out, "  push → first write naming one of its objects: %s (proxy); → the ConfigMap changed: %s (watch)\n",
 		seconds(c.firstWrite), seconds(c.applied))
 	fmt.Fprintf(out, "  requests naming its objects: %d (%s)\n", len(c.thisApp), strings.Join(c.thisApp, ", "))
-	fmt.Fprintf(out, "  requests naming other apps' objects: %d %s\n", c.otherN, list(c.otherApps))
-	fmt.Fprintf(out, "  lists of the apps' namespace without a selector (they read every app): %d %s\n", len(c.wideLists), list(c.wideLists))
+	fmt.Fprintf(out, "  requests naming other apps' objects: %d%s\n", c.otherN, list(c.otherApps))
+	fmt.Fprintf(out, "  lists of the apps' namespace without a selector (they read every app): %d%s\n", len(c.wideLists), list(c.wideLists))
 	fmt.Fprintf(out, "  requests in the state namespace: %d; other (discovery, cluster-scoped, selected lists): %d\n", c.state, c.rest)
 
 	gpCold, floorCold, kCold := h.row("gitpace-cold"), h.row("floor-cold"), h.row("kubectl-cold")
@@ -212,7 +212,7 @@ func list(items []string) string {
 	if len(items) == 0 {
 		return ""
 	}
-	return "(" + strings.Join(items, ", ") + ")"
+	return " (" + strings.Join(items, ", ") + ")"
 }
 
 // printTable prints rows in aligned columns: the first `left` columns
