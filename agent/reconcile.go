@@ -455,6 +455,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		}
 		return a.refusedAtApply(ctx, st, in.rev, hash, applied, err)
 	}
+	for _, c := range applied {
+		// At once, before prune and record: the watch must judge the next
+		// change of these objects against what gitpace just wrote.
+		a.expect(c.Ref, c.Generation)
+	}
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(revision.Refs(objs), revision.PacedRefs(specs)...)
 	pruned, pruneErr := a.prune(ctx, in.revision, st, revision.Stale(a.canonical(st.Inventory), inventory))
