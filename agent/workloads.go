@@ -35,11 +35,7 @@ func (a *Agent) refreshHealth(ctx context.Context, st *state.App) error {
 			refs = append(refs, ref)
 		}
 	}
-	var g health.Getter = cachedHealth{a: a}
-	if known, ok := ctx.Value(justWrittenKey{}).(map[string]*unstructured.Unstructured); ok {
-		g = justWritten{known: known, next: g}
-	}
-	objs, err := health.Objects(ctx, g, refs)
+	objs, err := health.Objects(ctx, justWritten{next: cachedHealth{a: a}}, refs)
 	if err != nil {
 		return err
 	}
@@ -240,16 +236,10 @@ func justWrittenOr(ctx context.Context, ref appliers.ObjectRef, get func(context
 
 // justWritten is a health.Getter that answers from the objects an apply
 // just returned, and asks next for the others.
-type justWritten struct {
-	known map[string]*unstructured.Unstructured
-	next  health.Getter
-}
+type justWritten struct{ next health.Getter }
 
 func (j justWritten) Get(ctx context.Context, ref appliers.ObjectRef) (*unstructured.Unstructured, error) {
-	if u, ok := j.known[ref.Key()]; ok {
-		return u, nil
-	}
-	return j.next.Get(ctx, ref)
+	return justWrittenOr(ctx, ref, j.next.Get)
 }
 
 // cachedHealth is the health.Getter of the agent: what the watches hold
