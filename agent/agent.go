@@ -140,6 +140,11 @@ type Agent struct {
 	lbServices map[string]bool
 	// following is true while followDeployments watches (Run).
 	following atomic.Bool
+	// views are what the order between apps reads of each app's state
+	// (order.go), and orderWaiting the apps whose new revision waits for
+	// other apps; under mu.
+	views        map[string]orderView
+	orderWaiting map[string]bool
 }
 
 // New checks cfg and connects the clients; it makes no request.
@@ -207,6 +212,7 @@ func New(cfg Config) (*Agent, error) {
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
 		failNotes: map[string]failNote{}, revertErrs: map[string]string{}, notes: map[string]string{},
+		views: map[string]orderView{}, orderWaiting: map[string]bool{},
 	}
 	// An object deleted behind git's back (or by a prune) queues its app:
 	// a diff re-creates what git still declares.

@@ -264,7 +264,7 @@ func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) er
 	// each sync stamps and sends its own copy of the objects.
 	own := *b
 	own.Objects, own.BCSObjects = deepCopies(b.Objects), deepCopies(b.BCSObjects)
-	in := appInput{app: b.Manifest, built: &own, revision: p.rev, rev: p.snap.Revision, cfg: p.cfg, gates: p.gates,
+	in := appInput{pass: p, app: b.Manifest, built: &own, revision: p.rev, rev: p.snap.Revision, cfg: p.cfg, gates: p.gates,
 		force: w&(wantDiff|wantFull) != 0, full: w&wantFull != 0}
 	return a.reconcileApp(ctx, in)
 }

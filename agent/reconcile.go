@@ -32,6 +32,8 @@ type pass struct {
 	// held, when set, holds every app of the agent and of the revision
 	// (guardEmpty): nothing is applied, nothing is pruned.
 	held string
+	// order is the order between the revision's apps (dependsOn, waves).
+	order *orderPlan
 }
 
 // ReconcileOnce runs one pass: the source, then, Concurrency at a time,
@@ -160,7 +162,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	a.mu.Lock()
 	a.lbServices = lb
 	a.mu.Unlock()
-	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates}
+	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files)}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
 			a.printf("revision held: %s", p.held)
@@ -193,6 +195,7 @@ func (a *Agent) loadState(ctx context.Context) error {
 		case a.cfg.Name:
 			apps[st.Name] = st
 			a.own(st)
+			a.publishView(st)
 		case "":
 			legacy[st.Name] = st
 		}
@@ -314,6 +317,7 @@ func (a *Agent) lookupCommit(ctx context.Context, hash string) (*object.Commit, 
 }
 
 type appInput struct {
+	pass     *pass
 	app      *manifest.App
 	built    *revision.App
 	revision *revision.Revision
@@ -344,6 +348,7 @@ type appInput struct {
 // app's state instead.
 func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	st := a.appState(in.app.Name)
+	a.setWave(in.pass, st)
 	b := in.built
 	if b.Transient != nil {
 		return b.Transient
@@ -401,6 +406,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 			a.wakeAt(ws.NextChange)
 		}
 	}
+	if !pending {
+		a.markOrderWaiting(st.Name, false)
+	}
 	if !pending && !in.force {
 		if err := a.refreshPhase(ctx, st); err != nil {
 			return err
@@ -412,6 +420,21 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		// write and undo each time. Wait for new content or a resync.
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
+	}
+	if pending {
+		// Order between apps (gitpace.yaml dependsOn, waves): a new
+		// revision waits for the apps before it; drift correction does not.
+		cycle, why, at := a.orderWait(in.pass, st, hash)
+		a.markOrderWaiting(st.Name, why != "")
+		switch {
+		case cycle != nil:
+			return a.reject(ctx, st, in.rev, cycle)
+		case why != "":
+			if at.IsZero() {
+				at = now.Add(orderRetry)
+			}
+			return a.wait(ctx, st, in.rev, why, &peerWait{why: why}, max(at.Sub(now), 10*time.Millisecond))
+		}
 	}
 	switch why, err := a.waitsForPeers(ctx, in); {
 	case err != nil:
@@ -751,6 +774,8 @@ func (a *Agent) removeApp(ctx context.Context, rev *revision.Revision, st *state
 	a.cfg.Metrics.forget(st.Name)
 	a.mu.Lock()
 	delete(a.apps, st.Name)
+	delete(a.views, st.Name)
+	delete(a.orderWaiting, st.Name)
 	delete(a.retryAt, st.Name)
 	delete(a.retryWant, st.Name)
 	a.mu.Unlock()
@@ -902,6 +927,7 @@ func (a *Agent) getApp(name string) *state.App {
 func (a *Agent) save(ctx context.Context, st *state.App) error {
 	st.BCS = a.pacedStatuses(st.Name)
 	st.Updated = a.cfg.Now().UTC().Truncate(time.Second)
+	a.publishView(st)
 	a.cfg.Metrics.phase(st.Name, st.Phase) // every phase, rejected and held ones too
 	return a.store.Save(ctx, st)           // writes only when more than Updated changed
 }

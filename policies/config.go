@@ -35,6 +35,9 @@ type Config struct {
 	// whose Match matches an app's name applies to it. An app that no rule
 	// matches is not limited and has default settings.
 	Apps []AppRule `json:"apps,omitempty"`
+	// Waves roll a revision that changes many apps out wave by wave (see
+	// Wave); apps that no wave matches are not held by them.
+	Waves []Wave `json:"waves,omitempty"`
 }
 
 // FailurePolicy is what the agent does after a failed rollout.
@@ -78,6 +81,10 @@ type AppRule struct {
 	// path.Match wildcards in either part ("*.example.com/*"). Versions
 	// are not part of a rule. Empty allows every kind.
 	Kinds []string `json:"kinds,omitempty"`
+	// DependsOn names apps whose newest revision must be Healthy before a
+	// new revision of this app is applied, as Flux's Kustomization
+	// dependsOn: drift correction does not wait, a cycle is an error.
+	DependsOn []string `json:"dependsOn,omitempty"`
 
 	kinds []kindPattern
 }
@@ -188,6 +195,9 @@ func (c *Config) compile() []error {
 			declared[r.AppName()] = i
 		}
 	}
+	for i := range c.Waves {
+		errs = append(errs, c.Waves[i].compile(fmt.Sprintf("waves[%d]", i))...)
+	}
 	return errs
 }
 
@@ -216,6 +226,11 @@ func (r *AppRule) compile(field string) []error {
 		}
 	}
 	errs = append(errs, r.AppSettings.check(field)...)
+	for i, d := range r.DependsOn {
+		if err := checkAppPath(d); err != nil {
+			errs = append(errs, fmt.Errorf("%s.dependsOn[%d]: an app name: %w", field, i, err))
+		}
+	}
 	errs = append(errs, checkPatterns(field+".namespaces", r.Namespaces)...)
 	r.kinds = nil
 	for i, k := range r.Kinds {

@@ -71,6 +71,10 @@ type App struct {
 	Err error
 	// Transient is a failure a retry may cure (discovery unreachable).
 	Transient error
+	// ContentHash is ContentHash(Objects, Manifest.BCS): the app's content
+	// at this revision, as state.App.ContentHash records what is applied.
+	// "" when Err or Transient is set.
+	ContentHash string
 }
 
 // Name is the app's name (manifest.App.Name).
@@ -175,6 +179,7 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 			continue
 		}
 		b.Objects, b.Specs, b.BCSObjects = objs, specs, bcsObjs
+		b.ContentHash = ContentHash(objs, b.Manifest.BCS)
 		type keyed struct {
 			ref   appliers.ObjectRef
 			where string
@@ -204,7 +209,7 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 		if msgs := dups[b.Name()]; len(msgs) > 0 && b.Err == nil {
 			sort.Strings(msgs)
 			b.Err = fmt.Errorf("duplicate object: %s", strings.Join(msgs, "; "))
-			b.Objects, b.Specs, b.BCSObjects = nil, nil, nil
+			b.Objects, b.Specs, b.BCSObjects, b.ContentHash = nil, nil, nil, ""
 		}
 		if b.Err != nil || b.Transient != nil {
 			out.Invalid = append(out.Invalid, b.Name())

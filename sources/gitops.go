@@ -6,12 +6,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"sigs.k8s.io/yaml"
 )
 
 // The verbs below are what the CLI's acting commands do: each opens a local
@@ -74,6 +76,41 @@ func Promote(dir, path, app, rollout string, cycles int) (string, error) {
 	msg := fmt.Sprintf("gitpace: promote %s: %s (%d cycles)", app, rollout, cycles)
 	return commitChange(dir, msg, func(wt *git.Worktree) error {
 		return writeFile(wt, marker, p.Marshal(), 0o644)
+	})
+}
+
+// PromoteWave records in <path>/PROMOTE-WAVES the approval of rollout of
+// manual wave (1-based), replacing an earlier approval of that wave, and
+// commits "gitpace: promote wave <wave>: <rollout>".
+func PromoteWave(dir, path string, wave int, rollout string) (string, error) {
+	if wave < 1 || rollout == "" {
+		return "", fmt.Errorf("promote --wave: a wave >= 1 and its rollout are required")
+	}
+	marker, err := markerPath(dir, path, "", WavePromoteFile)
+	if err != nil {
+		return "", err
+	}
+	var p WavePromotions
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(marker))); err == nil {
+		if p, err = ParseWavePromotions(b); err != nil {
+			return "", fmt.Errorf("%s: %w (fix or delete it)", marker, err)
+		}
+	}
+	kept := p.Waves[:0]
+	for _, w := range p.Waves {
+		if w.Wave != wave {
+			kept = append(kept, w)
+		}
+	}
+	p.Waves = append(kept, WavePromotion{Wave: wave, Rollout: rollout})
+	sort.Slice(p.Waves, func(i, j int) bool { return p.Waves[i].Wave < p.Waves[j].Wave })
+	data, err := yaml.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("gitpace: promote wave %d: %s", wave, rollout)
+	return commitChange(dir, msg, func(wt *git.Worktree) error {
+		return writeFile(wt, marker, data, 0o644)
 	})
 }
 

@@ -31,6 +31,10 @@ const (
 	// PromoteFile in an app directory approves manual rollout cycles; its
 	// content is a Promotion in YAML.
 	PromoteFile = "PROMOTE"
+	// WavePromoteFile at the root of the source path approves manual waves
+	// (gitpace.yaml waves); its content is WavePromotions in YAML,
+	// written by `gitpace promote --wave N` (PromoteWave).
+	WavePromoteFile = "PROMOTE-WAVES"
 	// PolicyFile at the root of the source path holds policies; it is not a
 	// manifest.
 	PolicyFile = "gitpace.yaml"
@@ -82,4 +86,55 @@ func (p Promotion) Marshal() []byte {
 		panic(err)
 	}
 	return b
+}
+
+// WavePromotions is the content of the PROMOTE-WAVES marker:
+//
+//	waves:
+//	- wave: 3               # the wave (1-based, as gitpace.yaml lists them)
+//	  rollout: w3-5f2c9a1b  # the wave's rollout it approves (gitpace status)
+//
+// An entry approves one rollout of one manual wave: a later commit that
+// changes an app of the wave makes a new rollout, which needs a new
+// approval, as a PROMOTE naming another rollout releases nothing.
+type WavePromotions struct {
+	Waves []WavePromotion `json:"waves"`
+}
+
+// WavePromotion approves one rollout of one manual wave.
+type WavePromotion struct {
+	Wave    int    `json:"wave"`
+	Rollout string `json:"rollout"`
+}
+
+// Approves reports whether p approves rollout of wave (1-based).
+func (p WavePromotions) Approves(wave int, rollout string) bool {
+	for _, w := range p.Waves {
+		if w.Wave == wave && w.Rollout == rollout {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseWavePromotions decodes and validates a PROMOTE-WAVES file strictly
+// (an unknown field is an error), as ParsePromotion does.
+func ParseWavePromotions(data []byte) (WavePromotions, error) {
+	var p WavePromotions
+	data, err := textenc.ReadYAML(data)
+	if err != nil {
+		return WavePromotions{}, fmt.Errorf("%s: %w", WavePromoteFile, err)
+	}
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		return WavePromotions{}, fmt.Errorf("%s: %w", WavePromoteFile, err)
+	}
+	for i, w := range p.Waves {
+		if w.Wave < 1 {
+			return WavePromotions{}, fmt.Errorf("%s: waves[%d].wave: must be at least 1, got %d", WavePromoteFile, i, w.Wave)
+		}
+		if w.Rollout == "" {
+			return WavePromotions{}, fmt.Errorf("%s: waves[%d].rollout: required", WavePromoteFile, i)
+		}
+	}
+	return p, nil
 }

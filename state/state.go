@@ -106,8 +106,34 @@ type App struct {
 	// Reverts are the revert commits the agent made under `onFailure:
 	// revert`, oldest first: one per failed revision, so that a restarted
 	// agent never reverts the same revision twice.
-	Reverts []Revert  `json:"reverts,omitempty"`
+	Reverts []Revert `json:"reverts,omitempty"`
+	// ReadyHash is the ContentHash at which the app was last Synced and
+	// Healthy, and ReadyAt when it first was: a wave's interval is counted
+	// from the ReadyAt of its last app (gitpace.yaml waves), so a
+	// restarted agent waits what is left of it, no more, no less.
+	ReadyHash string    `json:"readyHash,omitempty"`
+	ReadyAt   time.Time `json:"readyAt,omitempty"`
+	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
+	// matches it.
+	Wave    *Wave     `json:"wave,omitempty"`
 	Updated time.Time `json:"updated"`
+}
+
+// Wave is where an app stands in gitpace.yaml's waves.
+type Wave struct {
+	// Index is the app's wave, 1-based as `gitpace promote --wave N`
+	// counts; Of is how many waves there are.
+	Index int `json:"index"`
+	Of    int `json:"of"`
+	// Manual is set for a wave released by `gitpace promote --wave N`.
+	Manual bool `json:"manual,omitempty"`
+	// Rollout names the wave's current rollout (its apps at their newest
+	// revisions): the approval `gitpace promote --wave N` commits for a
+	// manual wave, so that an approval never releases a later rollout.
+	Rollout string `json:"rollout,omitempty"`
+	// NextAt is when the app's revision may start at the earliest, while
+	// it waits for the interval of the wave before it.
+	NextAt *time.Time `json:"nextAt,omitempty"`
 }
 
 // PodIssue is a pod that is not Ready, and why (its waiting container's

@@ -33,7 +33,7 @@ func newLayout(snap *sources.Snapshot) *layout {
 		}
 		dir, base := path.Dir(name), path.Base(name)
 		switch {
-		case dir == "." && base == sources.PolicyFile:
+		case dir == "." && (base == sources.PolicyFile || base == sources.WavePromoteFile):
 		case base == sources.PauseFile: // FindPauses
 		case base == sources.PromoteFile:
 			l.promotes[dir] = data

@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gitpace/gitpace/appliers/health"
+	"github.com/gitpace/gitpace/policies"
+	"github.com/gitpace/gitpace/revision"
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/state"
+)
+
+// Order between apps (gitpace.yaml dependsOn and waves) decides when an
+// app's NEW revision may be applied; it reads only what every app's state
+// says (views, kept in memory from each save and persisted in the app's
+// state ConfigMap), so a restarted agent decides exactly as the one it
+// replaces.
+
+// orderView is what the order between apps reads of an app's state.
+type orderView struct {
+	hash     string // state.App.ContentHash: the content applied
+	phase    state.Phase
+	health   health.Health
+	reason   string
+	rejected bool
+	readyAt  time.Time // state.App.ReadyAt, valid for readyHash
+	ready    string    // state.App.ReadyHash
+}
+
+// readyAt reports whether the app is Synced and Healthy at content hash.
+func (v orderView) readyFor(hash string) bool {
+	return hash != "" && v.hash == hash && v.phase == state.Synced && v.health == health.Healthy
+}
+
+// failedFor reports whether the app's revision of content hash failed: its
+// rollout failed or is Degraded, or the revision was rejected.
+func (v orderView) failedFor(hash string) bool {
+	if v.hash == hash {
+		return v.phase == state.Failed || v.health == health.Degraded
+	}
+	return v.rejected
+}
+
+// describe says where an app stands, for a waiting reason.
+func (v orderView) describe() string {
+	switch {
+	case v.phase == "":
+		return "not applied yet"
+	case v.reason != "":
+		return fmt.Sprintf("%s/%s: %s", v.phase, orNone(string(v.health)), firstLine(v.reason))
+	default:
+		return fmt.Sprintf("%s/%s", v.phase, orNone(string(v.health)))
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "unknown health"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}
+
+// orderPlan is the order between the apps of one pass.
+type orderPlan struct {
+	// cycles: the dependsOn cycle each app on one is part of.
+	cycles map[string]string
+	// members are the revision's apps of each wave, sorted.
+	members [][]string
+	// promoted are the approvals of PROMOTE-WAVES; promoteErr its error.
+	promoted   sources.WavePromotions
+	promoteErr error
+}
+
+// newOrderPlan computes the order of rev's apps under cfg.
+func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string][]byte) *orderPlan {
+	o := &orderPlan{}
+	names := make([]string, 0, len(rev.Apps))
+	for _, b := range rev.Apps {
+		names = append(names, b.Name())
+	}
+	o.cycles = policies.DependencyCycles(names, cfg.DependsOn)
+	if cfg != nil && len(cfg.Waves) > 0 {
+		o.members = make([][]string, len(cfg.Waves))
+		for _, n := range names {
+			if k := cfg.WaveOf(n); k >= 0 {
+				o.members[k] = append(o.members[k], n)
+			}
+		}
+		for _, m := range o.members {
+			sort.Strings(m)
+		}
+	}
+	if data, ok := files[sources.WavePromoteFile]; ok {
+		o.promoted, o.promoteErr = sources.ParseWavePromotions(data)
+	}
+	return o
+}
+
+// waveRollout names the rollout of wave k (0-based) of pass p: its apps
+// at their newest content. It changes whenever a commit changes an app of
+// the wave, so an approval (PROMOTE-WAVES) releases exactly one rollout.
+func waveRollout(p *pass, k int) string {
+	h := sha256.New()
+	for _, m := range p.order.members[k] {
+		fmt.Fprintf(h, "%s\x00%s\x00", m, p.rev.ByName[m].ContentHash)
+	}
+	return fmt.Sprintf("w%d-%s", k+1, hex.EncodeToString(h.Sum(nil)[:4]))
+}
+
+// orderWait is the cycle error of app, or why its new revision (content
+// hash) must wait for other apps, with the time to look again (zero: when
+// another app's state changes, or orderRetry). It also sets st.Wave.
+func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why string, at time.Time) {
+	app := st.Name
+	if c, ok := p.order.cycles[app]; ok {
+		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c), "", time.Time{}
+	}
+	a.mu.Lock()
+	views := make(map[string]orderView, len(a.views))
+	for k, v := range a.views {
+		views[k] = v
+	}
+	a.mu.Unlock()
+	for _, dep := range p.cfg.DependsOn(app) {
+		b := p.rev.ByName[dep]
+		switch {
+		case b == nil:
+			return nil, fmt.Sprintf("app %s, which it dependsOn, is not in revision %s", dep, p.snap.Revision.Short()), time.Time{}
+		case b.Err != nil || b.Transient != nil:
+			return nil, fmt.Sprintf("app %s, which it dependsOn, has an invalid revision %s", dep, p.snap.Revision.Short()), time.Time{}
+		case !views[dep].readyFor(b.ContentHash):
+			return nil, fmt.Sprintf("app %s, which it dependsOn, is not Healthy at revision %s yet (%s)", dep, p.snap.Revision.Short(), views[dep].describe()), time.Time{}
+		}
+	}
+	k := p.cfg.WaveOf(app)
+	if k < 0 {
+		return nil, "", time.Time{}
+	}
+	waves := p.cfg.Waves
+	now := a.cfg.Now()
+	for i := 0; i < k; i++ {
+		var done time.Time
+		for _, m := range p.order.members[i] {
+			v, newest := views[m], p.rev.ByName[m].ContentHash
+			switch {
+			case v.failedFor(newest):
+				return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, i+1, v.describe()), time.Time{}
+			case v.hash != newest:
+				return nil, fmt.Sprintf("wave %d of %d waits for wave %d: app %s has not applied its new revision yet (%s)", k+1, len(waves), i+1, m, v.describe()), time.Time{}
+			case !v.readyFor(newest):
+				return nil, fmt.Sprintf("wave %d of %d waits for wave %d: app %s is %s", k+1, len(waves), i+1, m, v.describe()), time.Time{}
+			}
+			if v.ready == newest && v.readyAt.After(done) {
+				done = v.readyAt
+			}
+		}
+		if start := done.Add(waves[i].IntervalDuration()); now.Before(start) {
+			t := start.UTC().Truncate(time.Second)
+			if start.After(t) {
+				t = t.Add(time.Second)
+			}
+			st.Wave.NextAt = &t
+			return nil, fmt.Sprintf("wave %d of %d starts at %s, %s after wave %d was Healthy", k+1, len(waves), t.Format(time.RFC3339), waves[i].Interval, i+1), start
+		}
+	}
+	st.Wave.NextAt = nil
+	members := p.order.members[k]
+	var pending []string
+	inFlight := 0
+	for _, m := range members {
+		v, newest := views[m], p.rev.ByName[m].ContentHash
+		switch {
+		case m != app && v.failedFor(newest):
+			return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, k+1, v.describe()), time.Time{}
+		case v.hash != newest:
+			pending = append(pending, m)
+		case !v.readyFor(newest):
+			inFlight++
+		}
+	}
+	if waves[k].Manual {
+		switch {
+		case p.order.promoteErr != nil:
+			return nil, fmt.Sprintf("wave %d of %d is manual, and %s", k+1, len(waves), p.order.promoteErr), time.Time{}
+		case !p.order.promoted.Approves(k+1, st.Wave.Rollout):
+			return nil, fmt.Sprintf("wave %d of %d is manual: waits for `gitpace promote --wave %d` (rollout %s)", k+1, len(waves), k+1, st.Wave.Rollout), time.Time{}
+		}
+	}
+	limit := waves[k].Limit(len(members))
+	for i, m := range pending {
+		if m == app && i+inFlight >= limit {
+			return nil, fmt.Sprintf("wave %d of %d rolls out %s at once (maxApps); %d rolling, %d before it", k+1, len(waves), plural(limit, "app"), inFlight, i), time.Time{}
+		}
+	}
+	return nil, "", time.Time{}
+}
+
+// setWave records app's wave in its state (nil when no wave matches it).
+func (a *Agent) setWave(p *pass, st *state.App) {
+	k := p.cfg.WaveOf(st.Name)
+	if k < 0 || p.order.members == nil {
+		st.Wave = nil
+		return
+	}
+	w := &state.Wave{Index: k + 1, Of: len(p.cfg.Waves), Manual: p.cfg.Waves[k].Manual}
+	if w.Manual {
+		w.Rollout = waveRollout(p, k)
+	}
+	if st.Wave != nil {
+		w.NextAt = st.Wave.NextAt
+	}
+	st.Wave = w
+}
+
+// orderRetry is how often a revision waiting for other apps is looked at
+// again at the latest; a change of another app's state queues it at once.
+const orderRetry = 5 * time.Second
+
+// publishView records st for the order between apps and, when it changed
+// how other apps may see it, queues the apps that wait for others.
+func (a *Agent) publishView(st *state.App) {
+	if st.Phase == state.Synced && st.Health == health.Healthy && st.ContentHash != "" && st.ReadyHash != st.ContentHash {
+		st.ReadyHash, st.ReadyAt = st.ContentHash, a.cfg.Now().UTC()
+	}
+	v := orderView{hash: st.ContentHash, phase: st.Phase, health: st.Health, reason: st.Reason,
+		rejected: st.Rejected != nil, readyAt: st.ReadyAt, ready: st.ReadyHash}
+	a.mu.Lock()
+	old, had := a.views[st.Name]
+	a.views[st.Name] = v
+	var waiting []string
+	if !had || old.hash != v.hash || old.phase != v.phase || old.health != v.health || old.rejected != v.rejected {
+		for app := range a.orderWaiting {
+			if app != st.Name {
+				waiting = append(waiting, app)
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, app := range waiting {
+		a.enqueue(app, wantDiff)
+	}
+}
+
+// markOrderWaiting records whether app waits for other apps.
+func (a *Agent) markOrderWaiting(app string, waits bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if waits {
+		a.orderWaiting[app] = true
+	} else {
+		delete(a.orderWaiting, app)
+	}
+}

@@ -1,0 +1,352 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/gitpace/gitpace/sources"
+	"github.com/gitpace/gitpace/state"
+)
+
+// appDeployment is a one-replica Deployment named name whose pod takes
+// readyDelay to become Ready (kwok), or never does with neverReady.
+func appDeployment(name, image, readyDelay string, neverReady bool) string {
+	extra := ""
+	if neverReady {
+		extra = "        " + neverReadyLabel + ": \"true\"\n"
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 6
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      annotations: {pod-ready.stage.kwok.x-k8s.io/delay: "%[3]s"}
+      labels:
+        app: %[1]s
+%[4]s    spec:
+      containers:
+      - name: app
+        image: %[2]s
+`, name, image, readyDelay, extra)
+}
+
+// deploymentLog records, in order, each change of the test namespace's
+// Deployments: image of the template and whether it is rolled out.
+type deploymentLog struct {
+	mu     sync.Mutex
+	events []deploymentEvent
+}
+
+type deploymentEvent struct {
+	at        time.Time
+	name      string
+	image     string
+	rolledOut bool
+}
+
+func (f *fixture) watchDeployments() *deploymentLog {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.t.Cleanup(cancel)
+	w, err := f.kube.AppsV1().Deployments(f.ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	l := &deploymentLog{}
+	go func() {
+		for ev := range w.ResultChan() {
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok || ev.Type == watch.Deleted {
+				continue
+			}
+			img := d.Spec.Template.Spec.Containers[0].Image
+			l.mu.Lock()
+			l.events = append(l.events, deploymentEvent{at: time.Now(), name: d.Name, image: img, rolledOut: rolledOut(d, img)})
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *deploymentLog) snapshot() []deploymentEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]deploymentEvent(nil), l.events...)
+}
+
+// first returns the first event matching cond, ok false when none did.
+func (l *deploymentLog) first(cond func(deploymentEvent) bool) (deploymentEvent, bool) {
+	for _, e := range l.snapshot() {
+		if cond(e) {
+			return e, true
+		}
+	}
+	return deploymentEvent{}, false
+}
+
+// TestDependsOnJobGatesApp: web dependsOn db, whose revision is a Job
+// (completed by kwok after 4 s). web's ConfigMap is not created before the
+// Job completed; meanwhile web's status says what it waits for.
+func TestDependsOnJobGatesApp(t *testing.T) {
+	f := newFixture(t)
+	job := `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      annotations: {pod-complete.stage.kwok.x-k8s.io/delay: "4s"}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: migrate:v1
+`
+	f.repo.Commit("db migration and web", map[string]string{
+		"apps/gitpace.yaml":  "apps:\n- match: web\n  dependsOn: [db]\n",
+		"apps/db/job.yaml":   job,
+		"apps/web/conf.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  mode: new\n",
+	})
+	f.run()
+	f.eventually("web waits for db", time.Minute, func() bool {
+		st := f.appState("web")
+		return st != nil && st.Phase == state.OutOfSync && strings.Contains(st.Reason, "app db, which it dependsOn, is not Healthy")
+	})
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(context.Background(), "web", metav1.GetOptions{}); err == nil {
+		t.Fatal("web's ConfigMap exists while it waits for db")
+	}
+	f.eventually("web Synced", time.Minute, func() bool {
+		st := f.appState("web")
+		return st != nil && st.Phase == state.Synced
+	})
+	cm, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := f.kube.BatchV1().Jobs(f.ns).Get(context.Background(), "migrate", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := false
+	for _, c := range j.Status.Conditions {
+		complete = complete || c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue
+	}
+	if !complete || j.Status.CompletionTime == nil || cm.CreationTimestamp.Before(j.Status.CompletionTime) {
+		t.Errorf("web's ConfigMap created %s; the Job completed %v (%v): want the ConfigMap after", cm.CreationTimestamp, j.Status.CompletionTime, complete)
+	}
+}
+
+// TestDependsOnCycle: a → b → a is an error naming the cycle on both apps
+// (nothing of theirs is applied); c, which depends on a, waits; d, outside
+// the cycle, applies. Breaking the cycle in gitpace.yaml applies them all.
+func TestDependsOnCycle(t *testing.T) {
+	f := newFixture(t)
+	cm := func(name string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  k: v\n"
+	}
+	f.repo.Commit("cycle", map[string]string{
+		"apps/gitpace.yaml": "apps:\n- match: a\n  dependsOn: [b]\n- match: b\n  dependsOn: [a]\n- match: c\n  dependsOn: [a]\n",
+		"apps/a/cm.yaml":    cm("a"), "apps/b/cm.yaml": cm("b"), "apps/c/cm.yaml": cm("c"), "apps/d/cm.yaml": cm("d"),
+	})
+	f.build(nil)
+	ctx := context.Background()
+	_ = f.agent.ReconcileOnce(ctx)
+	for _, app := range []string{"a", "b"} {
+		st := f.appState(app)
+		if st.Phase != state.Failed || st.Rejected == nil || !strings.Contains(st.Rejected.Error, "dependency cycle a → b → a") {
+			t.Errorf("app %s: %s %q; want Failed naming the cycle a → b → a", app, st.Phase, st.Reason)
+		}
+	}
+	if st := f.appState("c"); st.Phase != state.OutOfSync || !strings.Contains(st.Reason, "app a, which it dependsOn") {
+		t.Errorf("app c: %s %q; want waiting for a", st.Phase, st.Reason)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			t.Errorf("ConfigMap %s applied though its app is on or behind a cycle", name)
+		}
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "d", metav1.GetOptions{}); err != nil {
+		t.Errorf("d (no dependsOn) not applied: %v", err)
+	}
+
+	f.repo.Commit("b first", map[string]string{"apps/gitpace.yaml": "apps:\n- match: a\n  dependsOn: [b]\n- match: c\n  dependsOn: [a]\n"})
+	for range 3 { // b, then a, then c: each round brings the next
+		_ = f.agent.ReconcileOnce(ctx)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if st := f.appState(name); st.Phase != state.Synced {
+			t.Errorf("app %s after the cycle was broken: %s %q", name, st.Phase, st.Reason)
+		}
+	}
+	a, errA := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "a", metav1.GetOptions{})
+	c, errC := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "c", metav1.GetOptions{})
+	if errA != nil || errC != nil {
+		t.Fatalf("a: %v, c: %v", errA, errC)
+	}
+	if c.CreationTimestamp.Before(&a.CreationTimestamp) {
+		t.Errorf("c created %s before a %s", c.CreationTimestamp, a.CreationTimestamp)
+	}
+}
+
+// TestWaves: one commit bumps the image of five apps in three waves:
+// canary-1 (interval 3s), eu-1..3 (maxApps 1), us-1 (manual). The eu apps
+// start only 3 s after canary-1 is rolled out, never two at once; us-1
+// waits for `gitpace promote --wave 3`, which releases it.
+func TestWaves(t *testing.T) {
+	f := newFixture(t)
+	apps := []string{"canary-1", "eu-1", "eu-2", "eu-3", "us-1"}
+	files := func(image string) map[string]string {
+		m := map[string]string{}
+		for _, a := range apps {
+			m["apps/"+a+"/deploy.yaml"] = appDeployment(a, image, "1s", false)
+		}
+		return m
+	}
+	f.repo.Commit("v0", files(imageV0))
+	f.run()
+	f.eventually("every app rolled out at v0", 2*time.Minute, func() bool {
+		for _, a := range apps {
+			if st := f.appState(a); st == nil || st.Phase != state.Synced || st.Health != "Healthy" {
+				return false
+			}
+		}
+		return true
+	})
+	log := f.watchDeployments()
+	bump := files(imageV1)
+	bump["apps/gitpace.yaml"] = `waves:
+- apps: ["canary-*"]
+  interval: 3s
+- apps: ["eu-*"]
+  maxApps: 1
+- apps: ["*"]
+  manual: true
+`
+	f.repo.Commit("v1 everywhere, in waves", bump)
+	f.agent.Trigger()
+	f.eventually("us-1 waits for promote --wave 3", 2*time.Minute, func() bool {
+		st := f.appState("us-1")
+		return st != nil && strings.Contains(st.Reason, "wave 3 of 3 is manual: waits for `gitpace promote --wave 3`")
+	})
+	for _, a := range apps[:4] {
+		f.eventually(a+" rolled out at v1", time.Minute, func() bool { return rolledOut(f.deployment(a), imageV1) })
+	}
+	canaryDone, ok := log.first(func(e deploymentEvent) bool { return e.name == "canary-1" && e.image == imageV1 && e.rolledOut })
+	if !ok {
+		t.Fatal("no event of canary-1 rolled out at v1")
+	}
+	euStart, _ := log.first(func(e deploymentEvent) bool { return strings.HasPrefix(e.name, "eu-") && e.image == imageV1 })
+	if gap := euStart.at.Sub(canaryDone.at); gap < 2500*time.Millisecond {
+		t.Errorf("wave 2 (%s) started %s after canary-1 rolled out; want the 3s interval", euStart.name, gap)
+	}
+	// maxApps 1: at no point are two eu apps at v1 and not rolled out.
+	rolling := map[string]bool{}
+	for _, e := range log.snapshot() {
+		if !strings.HasPrefix(e.name, "eu-") {
+			continue
+		}
+		rolling[e.name] = e.image == imageV1 && !e.rolledOut
+		n := 0
+		for _, r := range rolling {
+			if r {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d eu apps rolling at once at %s (maxApps 1): %v", n, e.at.Format("15:04:05.000"), rolling)
+		}
+	}
+	if d := f.deployment("us-1"); d.Spec.Template.Spec.Containers[0].Image != imageV0 {
+		t.Fatalf("us-1 at %s before its manual wave was promoted", d.Spec.Template.Spec.Containers[0].Image)
+	}
+	st := f.appState("us-1")
+	if st.Wave == nil || st.Wave.Index != 3 || st.Wave.Of != 3 || !st.Wave.Manual || st.Wave.Rollout == "" {
+		t.Fatalf("us-1 wave = %+v", st.Wave)
+	}
+	// A stale approval (another rollout) releases nothing.
+	f.repo.Commit("stale approval", map[string]string{"apps/" + sources.WavePromoteFile: "waves:\n- wave: 3\n  rollout: w3-00000000\n"})
+	f.agent.Trigger()
+	f.eventually("the stale approval seen", time.Minute, func() bool {
+		st := f.appState("us-1")
+		return st.Applied != nil && strings.Contains(st.Reason, f.repo.Head()[:7])
+	})
+	if d := f.deployment("us-1"); d.Spec.Template.Spec.Containers[0].Image != imageV0 {
+		t.Fatal("a stale approval released wave 3")
+	}
+	if _, err := sources.PromoteWave(f.repo.Dir, "apps", 3, st.Wave.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	f.agent.Trigger()
+	f.eventually("us-1 rolled out at v1 after promote --wave 3", time.Minute, func() bool { return rolledOut(f.deployment("us-1"), imageV1) })
+}
+
+// TestWaveFailureStopsAndReverts: waves a then b, onFailure: revert. One
+// commit bumps both; a's new pods never become Ready: its rollout fails,
+// b never starts (its status says the waves stopped), and the agent
+// commits one revert of the commit, which returns both to v0.
+func TestWaveFailureStopsAndReverts(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("v0", map[string]string{
+		"apps/gitpace.yaml": "onFailure: revert\nwaves:\n- apps: [a]\n- apps: [b]\n",
+		"apps/a/deploy.yaml": appDeployment("a", imageV0, "0s", false),
+		"apps/b/deploy.yaml": appDeployment("b", imageV0, "0s", false),
+	})
+	f.run()
+	f.eventually("a and b rolled out at v0", 2*time.Minute, func() bool {
+		return rolledOut(f.deployment("a"), imageV0) && rolledOut(f.deployment("b"), imageV0) &&
+			f.appState("b") != nil && f.appState("b").Phase == state.Synced
+	})
+	log := f.watchDeployments()
+	bad := f.repo.Commit("v1 for a and b; a never Ready", map[string]string{
+		"apps/a/deploy.yaml": appDeployment("a", imageV1, "0s", true),
+		"apps/b/deploy.yaml": appDeployment("b", imageV1, "0s", false),
+	})
+	f.agent.Trigger()
+	// The revert may follow at once: the line stays in the output.
+	f.eventually("b says the waves stopped", 2*time.Minute, func() bool {
+		return strings.Contains(f.out.String(), "app b: revision "+bad[:7]+" waits: waves stopped: app a of wave 1 failed")
+	})
+	f.eventually("a revert of the bad commit", time.Minute, func() bool {
+		return strings.Contains(f.out.String(), "onFailure revert: committed")
+	})
+	head := f.repo.Head()
+	repo, err := git.PlainOpen(f.repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sources.ParseReverts(c.Message); len(got) != 1 || !strings.HasPrefix(bad, got[0]) {
+		t.Fatalf("head %s message %q; want one revert of %s", head[:7], c.Message, bad[:7])
+	}
+	f.eventually("a back at v0", time.Minute, func() bool { return rolledOut(f.deployment("a"), imageV0) })
+	f.eventually("b Synced at v0", time.Minute, func() bool {
+		st := f.appState("b")
+		return st.Phase == state.Synced && st.Reason == "" && rolledOut(f.deployment("b"), imageV0)
+	})
+	if e, ok := log.first(func(e deploymentEvent) bool { return e.name == "b" && e.image == imageV1 }); ok {
+		t.Errorf("b's template went to v1 at %s though wave 1 failed", e.at.Format("15:04:05.000"))
+	}
+}
