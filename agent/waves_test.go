@@ -307,7 +307,7 @@ func TestWaves(t *testing.T) {
 func TestWaveFailureStopsAndReverts(t *testing.T) {
 	f := newFixture(t)
 	f.repo.Commit("v0", map[string]string{
-		"apps/gitpace.yaml": "onFailure: revert\nwaves:\n- apps: [a]\n- apps: [b]\n",
+		"apps/gitpace.yaml":  "onFailure: revert\nwaves:\n- apps: [a]\n- apps: [b]\n",
 		"apps/a/deploy.yaml": appDeployment("a", imageV0, "0s", false),
 		"apps/b/deploy.yaml": appDeployment("b", imageV0, "0s", false),
 	})
