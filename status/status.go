@@ -47,9 +47,11 @@ type App struct {
 	// FailingPods are the not-Ready pods of a failed rollout.
 	FailingPods []state.PodIssue `json:"failingPods,omitempty"`
 	// BCS are the app's BCS v4 deployments as last stepped by the agent.
-	BCS     []paced.Status `json:"bcs,omitempty"`
-	Objects int            `json:"objects"`
-	Updated time.Time      `json:"updated"`
+	BCS []paced.Status `json:"bcs,omitempty"`
+	// Wave is the app's wave of gitpace.yaml's waves (nil: none).
+	Wave    *state.Wave `json:"wave,omitempty"`
+	Objects int         `json:"objects"`
+	Updated time.Time   `json:"updated"`
 }
 
 // Collect reads every app's state (or only the apps named only; of the
@@ -64,7 +66,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 	for _, st := range all {
 		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
 			Health: st.Health, HealthReason: st.HealthReason,
-			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave}
 		for _, ref := range st.Inventory {
 			if ref.Group == "apps" && (ref.Kind == "StatefulSet" || ref.Kind == "DaemonSet") {
 				r, err := workload(ctx, kube, ref)
@@ -241,7 +243,92 @@ func AppsTable(apps []App) func(io.Writer) {
 		}
 		workloadTable(out, apps)
 		bcsTables(out, apps)
+		wavesTable(out, apps)
 	}
+}
+
+// WaveSummary is one wave of one agent, as `gitpace status` counts its
+// apps: Done (Synced and Healthy, waiting for nothing), Waiting (a new
+// revision waits for the order between apps), Failed, and Rolling (the
+// rest: applied and progressing).
+type WaveSummary struct {
+	Agent                                string
+	Index, Of                            int
+	Manual                               bool
+	Apps, Done, Rolling, Waiting, Failed int
+	// Next is when the wave may start at the earliest (the interval of the
+	// wave before it), or what releases it.
+	Next string
+}
+
+// Waves summarizes apps by agent and wave, in order.
+func Waves(apps []App) []WaveSummary {
+	idx := map[string]int{}
+	var out []WaveSummary
+	for _, a := range apps {
+		if a.Wave == nil {
+			continue
+		}
+		key := fmt.Sprintf("%s\x00%d", a.Agent, a.Wave.Index)
+		i, ok := idx[key]
+		if !ok {
+			i = len(out)
+			idx[key] = i
+			out = append(out, WaveSummary{Agent: a.Agent, Index: a.Wave.Index, Of: a.Wave.Of, Manual: a.Wave.Manual})
+		}
+		w := &out[i]
+		w.Apps++
+		waiting := a.Phase == state.OutOfSync && strings.Contains(a.Reason, " waits: ")
+		switch {
+		case a.Phase == state.Failed || a.Health == health.Degraded:
+			w.Failed++
+		case waiting:
+			w.Waiting++
+			switch {
+			case a.Wave.NextAt != nil:
+				w.Next = "at " + a.Wave.NextAt.Format(time.RFC3339)
+			case a.Wave.Manual && strings.Contains(a.Reason, "gitpace promote --wave") && w.Next == "":
+				w.Next = fmt.Sprintf("gitpace promote --wave %d (rollout %s)", a.Wave.Index, a.Wave.Rollout)
+			case w.Next == "":
+				w.Next = "when the waves before it are Healthy"
+			}
+		case a.Phase == state.Synced && a.Health == health.Healthy:
+			w.Done++
+		default:
+			w.Rolling++
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Agent != out[j].Agent {
+			return out[i].Agent < out[j].Agent
+		}
+		return out[i].Index < out[j].Index
+	})
+	return out
+}
+
+// wavesTable prints the waves of gitpace.yaml: for each, its apps done,
+// rolling, waiting and failed, and when it may start; nothing without waves.
+func wavesTable(out io.Writer, apps []App) {
+	ws := Waves(apps)
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	w := newTable(out)
+	fmt.Fprintln(w, "AGENT\tWAVE\tAPPS\tDONE\tROLLING\tWAITING\tFAILED\tNEXT")
+	for _, s := range ws {
+		wave := fmt.Sprintf("%d of %d", s.Index, s.Of)
+		if s.Manual {
+			wave += " (manual)"
+		}
+		next := s.Next
+		if next == "" {
+			next = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Agent, wave, s.Apps, s.Done, s.Rolling, s.Waiting, s.Failed, next)
+	}
+	w.Flush()
 }
 
 // workloadTable prints the apps' StatefulSets and DaemonSets with `kubectl
