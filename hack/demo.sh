@@ -205,13 +205,15 @@ part_bcs() {
   say "Commit test1-1-1.json (image v1.1.1, port 8888): paced cycles, one every upgradeDuration (8 s)"
   bcs_file test1-1-1.json
   commit "bcs: v1.1.1 listening on 8888"
-  wait_for "cycle 1 started: new application test-v<seconds> scaled to 1, its pod not Ready yet" 30 \
-    is_apps "test=3/[0-9]:v1.1.0 test-v[0-9]+=1/0:v1.1.1"
+  # Cycle 1's new pod takes 4 s to be Ready: the PAUSE below lands in that
+  # start phase (on a very slow machine, after it: still before cycle 2).
+  wait_for "cycle 1 under way: new application test-v<seconds> scaled to 1" 30 \
+    is_apps "test=[23]/[0-9]:v1.1.0 test-v[0-9]+=1/[01]:v1.1.1"
   local rollout; rollout=$(newapp)
-  echo "    applications: $(apps)"
 
   say "Commit a PAUSE marker mid-cycle: the cycle in flight completes, the next one does not start"
   run gp pause bcs --dir "$REPO" --path apps --reason "demo: checking the first v1.1.1 pod"
+  echo "    applications (NAME=INSTANCE/READY:IMAGE) when PAUSE was committed: $(apps)"
   wait_for "cycle 1 completed (new 1 Ready, old scaled down to 2) and the rollout is UpdatePaused" 30 \
     frozen "test=2/2:v1.1.0 $rollout=1/1:v1.1.1"
   run gp status bcs
