@@ -115,7 +115,7 @@ say "Start from nothing: a fresh git repository; a previous run's namespaces and
 trap stop_agent EXIT
 rm -rf "$DEMO" && mkdir -p "$REPO/apps"
 git init -q -b main "$REPO"
-k delete namespace "$NS" "$BNS" --ignore-not-found --wait=true
+k delete namespace "$NS" "$BNS" --ignore-not-found --wait=true --timeout=120s
 k -n "$STATE_NS" delete configmap -l "gitpace.dev/state=app,gitpace.dev/agent=$AGENT" --ignore-not-found
 
 # ---------------------------------------------------------------------------
