@@ -67,7 +67,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s), one after the other; a
 bench: cluster ## benchmarks on the local control plane: gitpace side by side with kubectl and a client-go floor (~20 min)
 	GITPACE_TEST_KUBECONFIG=$(KUBECONFIG_LOCAL) $(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout $(BENCH_TIMEOUT) ./...
 
-demo: build cluster ## the main job for a new user: a guided GitOps rollout on the local control plane
+# With DEMO_KUBECONFIG set, the demo runs on that cluster and starts none.
+demo: build $(if $(DEMO_KUBECONFIG),,cluster) ## the main job for a new user: a guided GitOps rollout on the local control plane
 	./hack/demo.sh
 
 verify: ## fail on unformatted code or an untidy go.mod
