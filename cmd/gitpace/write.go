@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path"
 
@@ -121,19 +122,47 @@ func newPromoteCommand() *cobra.Command {
 	c := &commitFlags{}
 	r := &readFlags{}
 	var rollout string
-	var cycles int
+	var cycles, wave int
 	cmd := &cobra.Command{
-		Use:   "promote APP [--rollout NAME] [--cycles N]",
-		Short: "Commit a PROMOTE marker approving manual cycles of one BCS rollout",
+		Use:   "promote APP [--rollout NAME] [--cycles N] | promote --wave N [--rollout ID]",
+		Short: "Commit a PROMOTE marker approving manual cycles of one BCS rollout, or a manual wave",
 		Long: `Promote writes APP/PROMOTE naming the rollout (the new application, e.g.
 test-v1562517103) it approves and how many cycles in all are approved, and
 commits it. A marker naming another rollout releases nothing, so a stale
 approval never releases a later rollout.
 
 Without --rollout, the rollout in flight is read from the cluster (read
-only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
-		Args: cobra.ExactArgs(1),
+only), and --cycles defaults to one more than the app's PROMOTE approves now.
+
+With --wave N (and no APP), it approves manual wave N of gitpace.yaml's
+waves: it writes the wave's current rollout (gitpace status shows it; read
+from the cluster unless --rollout names it) into PROMOTE-WAVES at the root
+of --path and commits it. A later commit that changes an app of the wave
+makes a new rollout, which needs a new promote.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if wave != 0 {
+				if len(args) > 0 {
+					return usageErr("promote --wave N takes no APP: it approves every app of the wave")
+				}
+				if wave < 0 {
+					return usageErr("--wave: waves count from 1")
+				}
+				if rollout == "" {
+					var err error
+					if rollout, err = waveRollout(cmd.Context(), r, wave); err != nil {
+						return err
+					}
+				}
+				h, err := sources.PromoteWave(c.dir, c.path, wave, rollout)
+				if err != nil {
+					return err
+				}
+				return c.done(cmd, h, fmt.Sprintf("promote wave %d (rollout %s)", wave, rollout))
+			}
+			if len(args) != 1 {
+				return usageErr("promote needs an APP, or --wave N")
+			}
 			if rollout == "" {
 				kube, err := r.client()
 				if err != nil {
@@ -172,9 +201,45 @@ only), and --cycles defaults to one more than the app's PROMOTE approves now.`,
 	r.kube.add(cmd.Flags())
 	cmd.Flags().StringVar(&r.stateNS, "state-namespace", state.DefaultNamespace, "namespace holding gitpace's state")
 	r.addAgent(cmd)
-	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout (new application name) to approve (default: the one in flight)")
+	cmd.Flags().StringVar(&rollout, "rollout", "", "the rollout to approve: a BCS rollout (new application name), or with --wave the wave's rollout ID (default: read from the cluster)")
 	cmd.Flags().IntVar(&cycles, "cycles", 0, "total number of cycles approved for this rollout (0: one more than the app's PROMOTE approves now)")
+	cmd.Flags().IntVar(&wave, "wave", 0, "approve manual wave N of gitpace.yaml's waves (1-based) instead of an app's cycles")
 	return cmd
+}
+
+// waveRollout reads from the cluster the current rollout of manual wave
+// (1-based) of the agent --agent names (or the only agent with waves).
+func waveRollout(ctx context.Context, r *readFlags, wave int) (string, error) {
+	kube, err := r.client()
+	if err != nil {
+		return "", err
+	}
+	apps, err := status.Collect(ctx, kube, r.stateNS, "", r.agent)
+	if err != nil {
+		return "", err
+	}
+	found := map[string]string{} // agent -> rollout
+	manual := false
+	for _, a := range apps {
+		if a.Wave == nil || a.Wave.Index != wave {
+			continue
+		}
+		manual = manual || a.Wave.Manual
+		if a.Wave.Rollout != "" {
+			found[a.Agent] = a.Wave.Rollout
+		}
+	}
+	switch {
+	case len(found) == 1:
+		for _, id := range found {
+			return id, nil
+		}
+	case len(found) > 1:
+		return "", usageErr(fmt.Sprintf("wave %d exists for several agents: say which with --agent", wave))
+	case !manual && len(apps) > 0:
+		return "", fmt.Errorf("no app of wave %d is in a manual wave (gitpace status shows the waves)", wave)
+	}
+	return "", fmt.Errorf("no app of wave %d found in namespace %s (gitpace status shows the waves)", wave, r.stateNS)
 }
 
 func newRollbackCommand() *cobra.Command {
