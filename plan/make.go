@@ -142,6 +142,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 		}
 		p.Apps = append(p.Apps, a)
 	}
+	planWaves(p, m.policy)
 	return p, nil
 }
 

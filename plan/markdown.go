@@ -22,6 +22,7 @@ func Markdown(w io.Writer, p *Plan) error {
 			mdApp(&b, a, p)
 		}
 	}
+	mdWaves(&b, p)
 	if names := p.unchangedApps(); len(names) > 0 {
 		fmt.Fprintf(&b, "\nUnchanged apps: `%s`\n", strings.Join(names, "`, `"))
 	}

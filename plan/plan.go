@@ -19,6 +19,8 @@ type Plan struct {
 	// (revision.StateWarning): the plan then shows false changes.
 	Warning string    `json:"warning,omitempty"`
 	Apps    []AppPlan `json:"apps"`
+	// Waves are gitpace.yaml's waves as this revision rolls them.
+	Waves []WavePlan `json:"waves,omitempty"`
 }
 
 // AppPlan is what the revision would do to one app.

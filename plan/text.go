@@ -21,6 +21,7 @@ func Text(w io.Writer, p *Plan) error {
 			textApp(&b, a, p)
 		}
 	}
+	textWaves(&b, p)
 	if names := p.unchangedApps(); len(names) > 0 {
 		fmt.Fprintf(&b, "\nunchanged apps: %s\n", strings.Join(names, ", "))
 	}
