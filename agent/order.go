@@ -168,10 +168,7 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 			}
 		}
 		if start := done.Add(waves[i].IntervalDuration()); now.Before(start) {
-			t := start.UTC().Truncate(time.Second)
-			if start.After(t) {
-				t = t.Add(time.Second)
-			}
+			t := start.UTC().Truncate(time.Second) // as state times are written
 			st.Wave.NextAt = &t
 			return nil, fmt.Sprintf("wave %d of %d starts at %s, %s after wave %d was Healthy", k+1, len(waves), t.Format(time.RFC3339), waves[i].Interval, i+1), start
 		}

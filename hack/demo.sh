@@ -9,6 +9,9 @@
 #        in paced cycles, a PAUSE committed mid-cycle (the rollout freezes),
 #        `gitpace resume` (it continues), and `gitpace rollback` while the
 #        rollout is in flight (a cancel: the old version returns).
+#   waves: one commit bumps three apps rolled in two waves (gitpace.yaml
+#        waves: canary, then web-a and web-b one at a time after a 10 s
+#        interval), with the reviewer's `gitpace plan` of the branch first.
 # Leaves the cluster up.
 #
 # Environment (all optional):
@@ -20,7 +23,8 @@
 #                    in Kubernetes lower-cased: defaultgroup)
 #   DEMO_STATE_NS    gitpace's state namespace (gitpace-system)
 #   DEMO_AGENT       the agent's --name (demo)
-#   DEMO_PARTS       which parts to run, in order (k8s bcs)
+#   DEMO_WAVES_NS    namespace of the waves part's apps (gitpace-waves)
+#   DEMO_PARTS       which parts to run, in order (k8s bcs waves)
 # A previous run's namespaces (DEMO_NS, the BCS one) and the agent's state are
 # deleted first, so that every run starts from nothing.
 set -euo pipefail
@@ -37,7 +41,8 @@ BCS_NS=${DEMO_BCS_NS:-defaultGroup}
 BNS=$(printf '%s' "$BCS_NS" | tr '[:upper:]' '[:lower:]') # the Kubernetes namespace of BCS_NS
 STATE_NS=${DEMO_STATE_NS:-gitpace-system}
 AGENT=${DEMO_AGENT:-demo}
-PARTS=${DEMO_PARTS:-k8s bcs}
+WNS=${DEMO_WAVES_NS:-gitpace-waves}
+PARTS=${DEMO_PARTS:-k8s bcs waves}
 # The demo user's commits, by git and by gitpace's own verbs.
 export GIT_AUTHOR_NAME="Demo User" GIT_AUTHOR_EMAIL=demo@example.com
 export GIT_COMMITTER_NAME="Demo User" GIT_COMMITTER_EMAIL=demo@example.com
@@ -115,7 +120,7 @@ say "Start from nothing: a fresh git repository; a previous run's namespaces and
 trap stop_agent EXIT
 rm -rf "$DEMO" && mkdir -p "$REPO/apps"
 git init -q -b main "$REPO"
-k delete namespace "$NS" "$BNS" --ignore-not-found --wait=true --timeout=120s
+k delete namespace "$NS" "$BNS" "$WNS" --ignore-not-found --wait=true --timeout=120s
 k -n "$STATE_NS" delete configmap -l "gitpace.dev/state=app,gitpace.dev/agent=$AGENT" --ignore-not-found
 
 # ---------------------------------------------------------------------------
@@ -240,16 +245,87 @@ part_bcs() {
 }
 
 # ---------------------------------------------------------------------------
-# Part waves: a two-wave rollout across apps (`waves:` in gitpace.yaml).
-# TODO(lead): add part_waves here once waves land on main, and "waves" to the
-# default DEMO_PARTS above.
+# Part waves: one commit bumps the image of three apps, rolled in two waves
+# (gitpace.yaml waves): canary first; web-a and web-b, one at a time
+# (maxApps 1), 10 s after canary is Healthy (interval). The reviewer's view
+# is `gitpace plan` of the branch before it is merged.
 # ---------------------------------------------------------------------------
+wave_app() { # wave_app NAME IMAGE: a one-replica Deployment whose pod is Ready after 2 s
+  cat <<EOT
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: $1
+  namespace: $WNS
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: $1}
+  template:
+    metadata:
+      annotations: {pod-ready.stage.kwok.x-k8s.io/delay: "2s"}
+      labels: {app: $1}
+    spec:
+      containers:
+      - name: app
+        image: $2
+EOT
+}
+wave_image() { k -n "$WNS" get deployment "$1" -o jsonpath='{.spec.template.spec.containers[0].image}'; }
+wave_done() { [ "$(wave_image "$1")" = "$V1" ] && phase_is "$1" Synced && [ "$(field "$1" health)" = Healthy ]; }
+wave_waits() { gp status "$1" -o json 2>/dev/null | grep -q "^ *\"reason\": \".*$2"; }
+part_waves() {
+  say "Waves: three apps on v1.1.0 in namespace $WNS (app waves-ns brings the Namespace)"
+  mkdir -p "$REPO/apps/waves-ns" "$REPO/apps/canary" "$REPO/apps/web-a" "$REPO/apps/web-b"
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n' "$WNS" > "$REPO/apps/waves-ns/namespace.yaml"
+  for a in canary web-a web-b; do wave_app "$a" "$V0" > "$REPO/apps/$a/deployment.yaml"; done
+  commit "canary, web-a, web-b: v1.1.0"
+  start_agent
+  for a in canary web-a web-b; do wait_for "app $a Synced on v1.1.0" 90 phase_is "$a" Synced; done
+
+  say "A pull request: waves in gitpace.yaml and v1.1.1 for all three; the reviewer runs gitpace plan on its branch"
+  git -C "$REPO" checkout -q -b bump
+  cat > "$REPO/apps/gitpace.yaml" <<EOT
+waves:
+- apps: [canary]
+  interval: 10s      # like upgradeDuration: wait after canary is Healthy
+- apps: ["web-*"]
+  maxApps: 1         # one app at a time
+EOT
+  for a in canary web-a web-b; do wave_app "$a" "$V1" > "$REPO/apps/$a/deployment.yaml"; done
+  commit "canary, web-a, web-b: v1.1.1, in two waves"
+  printf '\033[2m$ gitpace plan --repo %s --rev bump --path apps --name %s   # (its waves table)\033[0m\n' "$REPO" "$AGENT"
+  # Exit code 2: the revision changes something (0: nothing).
+  "$GITPACE" plan --repo "$REPO" --rev bump --path apps --name "$AGENT" --state-namespace "$STATE_NS" \
+    --default-namespace "$NS" > "$DEMO/plan.txt" || [ $? -eq 2 ] || fail "gitpace plan failed: $(tail -3 "$DEMO/plan.txt")"
+  sed -n '/^waves/,/^$/p' "$DEMO/plan.txt"
+  grep -Eq '^  2 +[0-9TZ:-]+ \(now\+10s\) +1 +- +web-a, web-b$' "$DEMO/plan.txt" || fail "the plan does not show wave 2 (web-a, web-b) 10 s after wave 1"
+  ok "the plan shows wave 2 (web-a, web-b, one at a time) 10 s after wave 1"
+  say "Merge it: wave 1 (canary) rolls; wave 2 waits"
+  git -C "$REPO" checkout -q main && git -C "$REPO" merge -q --ff-only bump && git -C "$REPO" log --oneline -1
+  wait_for "web-a and web-b wait for wave 1" 60 wave_waits web-a "wave 2 of 2"
+  wait_for "canary rolled out v1.1.1" 60 wave_done canary
+  wait_for "wave 2 waits for wave 1's 10 s interval" 20 wave_waits web-a "wave 2 of 2 starts at"
+  [ "$(wave_image web-a)" = "$V0" ] && [ "$(wave_image web-b)" = "$V0" ] || fail "wave 2 started before wave 1's interval"
+  ok "web-a and web-b still on v1.1.0"
+  run gp status
+  wait_for "wave 2: web-a rolled out v1.1.1" 60 wave_done web-a
+  wait_for "wave 2: web-b rolled out v1.1.1" 60 wave_done web-b
+  # maxApps 1: web-b's new ReplicaSet was created only once web-a was Healthy.
+  local a b
+  a=$(field web-a readyAt)
+  b=$(k -n "$WNS" get rs -l app=web-b --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[-1:].metadata.creationTimestamp}')
+  [[ ! "$b" < "${a%%.*}" ]] || fail "web-b's new ReplicaSet ($b) before web-a was Healthy ($a): maxApps 1 broken"
+  ok "web-b started ($b) after web-a was Healthy (${a%%.*})"
+  run gp status
+}
 
 for part in $PARTS; do
   case $part in
     k8s) part_k8s ;;
     bcs) part_bcs ;;
-    *) fail "unknown DEMO_PARTS entry $part (k8s, bcs)" ;;
+    waves) part_waves ;;
+    *) fail "unknown DEMO_PARTS entry $part (k8s, bcs, waves)" ;;
   esac
 done
 

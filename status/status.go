@@ -48,6 +48,9 @@ type App struct {
 	FailingPods []state.PodIssue `json:"failingPods,omitempty"`
 	// BCS are the app's BCS v4 deployments as last stepped by the agent.
 	BCS []paced.Status `json:"bcs,omitempty"`
+	// ReadyAt is when the app was first Synced and Healthy at the
+	// revision it runs (a wave's interval counts from its last app's).
+	ReadyAt time.Time `json:"readyAt,omitzero"`
 	// Wave is the app's wave of gitpace.yaml's waves (nil: none).
 	Wave    *state.Wave `json:"wave,omitempty"`
 	Objects int         `json:"objects"`
@@ -66,7 +69,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 	for _, st := range all {
 		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
 			Health: st.Health, HealthReason: st.HealthReason,
-			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave, ReadyAt: st.ReadyAt}
 		for _, ref := range st.Inventory {
 			if ref.Group == "apps" && (ref.Kind == "StatefulSet" || ref.Kind == "DaemonSet") {
 				r, err := workload(ctx, kube, ref)
