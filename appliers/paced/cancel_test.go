@@ -24,7 +24,16 @@ func TestCancelByRevert(t *testing.T) {
 	r.drive(ctx, e, v1, &Controls{}, func(s Status) bool { return s.Cycle == 2 && s.Phase == PhaseIdle })
 
 	v0.Revision = "commit-revert"
-	st := r.drive(ctx, e, v0, &Controls{}, isDone)
+	var counted []string // a cancel counts no cycle (it once read "cycle 2 of 5")
+	st := r.drive(ctx, e, v0, &Controls{}, func(s Status) bool {
+		if s.Phase == PhaseCancelling && (s.Cycle != 0 || s.Cycles != 0) {
+			counted = append(counted, describeStatus(s))
+		}
+		return isDone(s)
+	})
+	if len(counted) > 0 {
+		t.Errorf("cancelling statuses counting cycles: %v", counted)
+	}
 	r.waitPods(ctx, 4, "v1.1.0")
 	want := []string{"create new 0", "new 1", "old 3", "new 2", "old 2", "old 4", "delete new"}
 	if diff := cmp.Diff(want, r.steps(since, roles)); diff != "" {

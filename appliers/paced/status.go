@@ -78,7 +78,9 @@ func (e *Engine) status(spec Spec, ob *observation, d Decision, c Controls, acte
 			deleted[d.App] = true
 		}
 	}
-	if st.InRollout() {
+	if st.InRollout() && st.Phase != PhaseCancelling {
+		// A cancel restores the old application: no cycle is counted
+		// (counting the cycles left as a forward rollout read "cycle 2 of 5").
 		s.Cycle = st.Cycle
 		if st.Phase == PhaseStarting || st.Phase == PhaseDeleting {
 			s.Cycles = st.Cycle + cyclesLeft(st.Target.New, st.Target.Old, spec.Instance, spec.Strategy)
