@@ -73,6 +73,16 @@ func firstLine(s string) string {
 	return s
 }
 
+// viewReader reads the views one at a time (a wave of a thousand apps is
+// not copied for every app that asks).
+type viewReader struct{ a *Agent }
+
+func (r viewReader) of(app string) orderView {
+	r.a.mu.Lock()
+	defer r.a.mu.Unlock()
+	return r.a.views[app]
+}
+
 // orderPlan is the order between the apps of one pass.
 type orderPlan struct {
 	// cycles: the dependsOn cycle each app on one is part of.
@@ -128,12 +138,7 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 	if c, ok := p.order.cycles[app]; ok {
 		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c), "", time.Time{}
 	}
-	a.mu.Lock()
-	views := make(map[string]orderView, len(a.views))
-	for k, v := range a.views {
-		views[k] = v
-	}
-	a.mu.Unlock()
+	views := viewReader{a}
 	for _, dep := range p.cfg.DependsOn(app) {
 		b := p.rev.ByName[dep]
 		switch {
@@ -141,8 +146,8 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 			return nil, fmt.Sprintf("app %s, which it dependsOn, is not in revision %s", dep, p.snap.Revision.Short()), time.Time{}
 		case b.Err != nil || b.Transient != nil:
 			return nil, fmt.Sprintf("app %s, which it dependsOn, has an invalid revision %s", dep, p.snap.Revision.Short()), time.Time{}
-		case !views[dep].readyFor(b.ContentHash):
-			return nil, fmt.Sprintf("app %s, which it dependsOn, is not Healthy at revision %s yet (%s)", dep, p.snap.Revision.Short(), views[dep].describe()), time.Time{}
+		case !views.of(dep).readyFor(b.ContentHash):
+			return nil, fmt.Sprintf("app %s, which it dependsOn, is not Healthy at revision %s yet (%s)", dep, p.snap.Revision.Short(), views.of(dep).describe()), time.Time{}
 		}
 	}
 	k := p.cfg.WaveOf(app)
@@ -154,7 +159,7 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 	for i := 0; i < k; i++ {
 		var done time.Time
 		for _, m := range p.order.members[i] {
-			v, newest := views[m], p.rev.ByName[m].ContentHash
+			v, newest := views.of(m), p.rev.ByName[m].ContentHash
 			switch {
 			case v.failedFor(newest):
 				return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, i+1, v.describe()), time.Time{}
@@ -178,7 +183,7 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 	var pending []string
 	inFlight := 0
 	for _, m := range members {
-		v, newest := views[m], p.rev.ByName[m].ContentHash
+		v, newest := views.of(m), p.rev.ByName[m].ContentHash
 		switch {
 		case m != app && v.failedFor(newest):
 			return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, k+1, v.describe()), time.Time{}
@@ -199,7 +204,8 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 	limit := waves[k].Limit(len(members))
 	for i, m := range pending {
 		if m == app && i+inFlight >= limit {
-			return nil, fmt.Sprintf("wave %d of %d rolls out %s at once (maxApps); %d rolling, %d before it", k+1, len(waves), plural(limit, "app"), inFlight, i), time.Time{}
+			// A stable text: the app's state is not rewritten as others move.
+			return nil, fmt.Sprintf("wave %d of %d rolls out %s at once (maxApps): waits for a slot", k+1, len(waves), plural(limit, "app")), time.Time{}
 		}
 	}
 	return nil, "", time.Time{}
