@@ -55,6 +55,7 @@ type GitSource struct {
 
 	mu        sync.Mutex // serialises mirror creation and fetches
 	mirrorDir string
+	tempDir   string // the temporary CacheDir this source made, removed by Close
 }
 
 var _ Source = (*GitSource)(nil)

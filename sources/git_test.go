@@ -275,3 +275,36 @@ func TestHeadCommit(t *testing.T) {
 		t.Errorf("Head = %+v, %v", rev, err)
 	}
 }
+
+// TestCloseRemovesTemporaryMirror: without CacheDir the mirror goes in a
+// temporary directory, which Close removes (a `gitpace plan` or agent
+// process leaves no gitpace-mirror-* behind); a configured CacheDir stays.
+func TestCloseRemovesTemporaryMirror(t *testing.T) {
+	ctx := context.Background()
+	f := newRemoteFixture(t, "")
+	f.commitAndPush(t, map[string]string{"web/a.yaml": "v1\n"}, "one")
+	t.Setenv("TMPDIR", t.TempDir())
+	src := newSource(t, GitConfig{URL: "file://" + f.bare})
+	if _, err := src.Fetch(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	made, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "gitpace-mirror-*"))
+	if len(made) != 1 {
+		t.Fatalf("temporary mirrors: %v, want one", made)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.Getenv("TMPDIR"), "gitpace-mirror-*")); len(left) != 0 {
+		t.Errorf("left after Close: %v", left)
+	}
+	if _, err := f.src.Fetch(ctx, ""); err != nil { // CacheDir configured
+		t.Fatal(err)
+	}
+	if err := f.src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(f.cache, "*.git")); len(kept) != 1 {
+		t.Errorf("a configured cache dir lost its mirror on Close: %v", kept)
+	}
+}

@@ -112,7 +112,7 @@ func (s *GitSource) openMirror() (*git.Repository, error) {
 			if err != nil {
 				return nil, fmt.Errorf("git source %s: make cache dir: %w", s.display, err)
 			}
-			dir = tmp
+			dir, s.tempDir = tmp, tmp
 		}
 		// One mirror per URL, so sources may share a CacheDir.
 		sum := sha256.Sum256([]byte(s.display))
@@ -126,4 +126,18 @@ func (s *GitSource) openMirror() (*git.Repository, error) {
 		return nil, fmt.Errorf("git source %s: mirror %s: %w", s.display, s.mirrorDir, err)
 	}
 	return repo, nil
+}
+
+// Close removes the mirror this source made in a temporary directory (no
+// CacheDir configured); a configured CacheDir is kept for the next
+// process. The source must not be used afterwards.
+func (s *GitSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tempDir == "" {
+		return nil
+	}
+	err := os.RemoveAll(s.tempDir)
+	s.tempDir, s.mirrorDir = "", ""
+	return err
 }

@@ -33,6 +33,7 @@ post on the pull request. It writes nothing to the cluster or to git.`,
 			if err != nil {
 				return err
 			}
+			defer s.Close() // a temporary mirror goes with the process
 			rc, err := r.kube.config()
 			if err != nil {
 				return err

@@ -131,6 +131,7 @@ plus the objects a prune would delete. It writes nothing.`,
 			if err != nil {
 				return err
 			}
+			defer s.Close() // a temporary mirror goes with the process
 			rc, err := r.kube.config()
 			if err != nil {
 				return err

@@ -38,6 +38,7 @@ Exits 1 when an app does not render, printing the others.`,
 			if err != nil {
 				return err
 			}
+			defer s.Close() // a temporary mirror goes with the process
 			var snap *sources.Snapshot
 			if rev == "" {
 				snap, err = s.Fetch(cmd.Context(), "")

@@ -101,6 +101,7 @@ func (o *runOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	defer src.Close() // a temporary mirror goes with the process (--cache-dir keeps it)
 	rc, err := o.kube.config()
 	if err != nil {
 		return err

@@ -16,7 +16,7 @@ func (s *sourceFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&s.cfg.URL, "repo", "", "git repository: a local path, file://, https://, ssh:// or user@host:path URL (required)")
 	fs.StringVar(&s.cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&s.cfg.Path, "path", ".", "directory inside the repository that holds the apps")
-	fs.StringVar(&s.cfg.CacheDir, "cache-dir", "", "where remote repositories are mirrored (default: a temporary directory)")
+	fs.StringVar(&s.cfg.CacheDir, "cache-dir", "", "where remote repositories are mirrored (default: a temporary directory, removed when the process ends)")
 	fs.StringVar(&s.cfg.Auth.Username, "git-username", "", "HTTP basic-auth user name (default \"git\" when a password or token is set)")
 	fs.StringVar(&s.cfg.Auth.Password.Env, "git-password-env", "", "environment variable holding the HTTP password or token")
 	fs.StringVar(&s.cfg.Auth.Password.File, "git-password-file", "", "file holding the HTTP password or token")
