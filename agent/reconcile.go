@@ -357,7 +357,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		templates[revision.BCSRef(s.Namespace, s.Name).Key()] = s.TemplateHash
 	}
 	rollbackTo := revision.FindRollback(st, templates)
-	hash := revision.ContentHash(objs, in.app.BCS)
+	hash := appContentHash(objs, in.app)
 	pending := hash != st.ContentHash || st.Rejected != nil
 	now := a.cfg.Now()
 	err := policies.Check(ctx, in.gates, policies.GateInput{
@@ -418,6 +418,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return err
 	case why != "":
 		return a.waitForPeer(ctx, st, in.rev, why)
+	}
+	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
+		return err
 	}
 	causes := revision.Stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
 	fps := st.Fingerprints

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gitpace/gitpace/plan"
@@ -222,7 +221,7 @@ func webValues(tag string) map[string]string {
 
 // TestHelmApp runs a Helm chart stored in git through the agent: the
 // release name, values file and inline values of gitpace.yaml apply; the
-// hook is rendered but not applied; a values change rolls out; PAUSE holds
+// PreSync hook Job runs; a values change rolls out; PAUSE holds
 // a values change until removed; git revert rolls back.
 func TestHelmApp(t *testing.T) {
 	f := newFixture(t)
@@ -232,8 +231,8 @@ func TestHelmApp(t *testing.T) {
 	if d := f.deploymentNamed("front"); *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %d, want 2 (inline values over the values file)", *d.Spec.Replicas)
 	}
-	if _, err := f.kube.BatchV1().Jobs(f.ns).Get(context.Background(), "front-migrate", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("hook Job applied (err %v); hooks are rendered, not applied", err)
+	if j := f.job("front-migrate"); j == nil || !jobComplete(j) {
+		t.Errorf("PreSync hook Job front-migrate %v, want it run to completion (TestHelmHook* test hooks)", j)
 	}
 
 	f.repo.Commit("web 1.0.1", webValues("1.0.1"))

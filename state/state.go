@@ -106,9 +106,37 @@ type App struct {
 	// Reverts are the revert commits the agent made under `onFailure:
 	// revert`, oldest first: one per failed revision, so that a restarted
 	// agent never reverts the same revision twice.
-	Reverts []Revert  `json:"reverts,omitempty"`
+	Reverts []Revert `json:"reverts,omitempty"`
+	// Hooks is how the Helm hooks of the app's newest sync went (agent/hooks.go);
+	// nil for apps without hooks.
+	Hooks   *HookRun  `json:"hooks,omitempty"`
 	Updated time.Time `json:"updated"`
 }
+
+// HookRun is one sync's run of an app's Helm hooks (Argo CD's PreSync and
+// PostSync phases): the content it brings, the key its hook objects carry
+// (agent's HookSyncAnnotation), and how each phase ended.
+type HookRun struct {
+	// ContentHash is the content (App.ContentHash) the sync brings.
+	ContentHash string `json:"contentHash"`
+	// Key identifies the sync: "<content in force before>..<ContentHash>".
+	Key string `json:"key"`
+	// PreSync and PostSync are "" until the phase ended, then
+	// HookSucceeded or HookFailed.
+	PreSync  HookOutcome `json:"preSync,omitempty"`
+	PostSync HookOutcome `json:"postSync,omitempty"`
+	// Reason names the hook that failed and why.
+	Reason string `json:"reason,omitempty"`
+}
+
+// HookOutcome is how a hook phase ended.
+type HookOutcome string
+
+// Hook phase outcomes.
+const (
+	HookSucceeded HookOutcome = "Succeeded"
+	HookFailed    HookOutcome = "Failed"
+)
 
 // PodIssue is a pod that is not Ready, and why (its waiting container's
 // reason, or its Ready or PodScheduled condition).
