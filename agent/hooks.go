@@ -378,6 +378,9 @@ func (a *Agent) preSyncHooks(ctx context.Context, st *state.App, in appInput, ha
 	if err != nil {
 		return false, a.rejectOrRetry(ctx, st, in.rev, err)
 	}
+	if err := a.hookNamespaces(ctx, st, in, hooks); err != nil {
+		return false, a.rejectOrRetry(ctx, st, in.rev, fmt.Errorf("PreSync hook namespace: %w", err))
+	}
 	r := st.Rejected
 	retry := in.full && r != nil && r.AtApply && r.ContentHash == hash
 	res, err := a.runHooks(ctx, st.Name, hooks, key, retry)
@@ -403,6 +406,29 @@ func (a *Agent) preSyncHooks(ctx context.Context, st *state.App, in appInput, ha
 		a.cleanupHooks(ctx, st.Name, res.finished)
 	}
 	return true, nil
+}
+
+// hookNamespaces applies the app's own Namespace objects (createNamespace,
+// or one the chart holds) that PreSync hooks are in, before the hooks: as
+// Argo CD creates the namespace of a sync before its PreSync hooks. A
+// Namespace that exists and is unchanged is not written.
+func (a *Agent) hookNamespaces(ctx context.Context, st *state.App, in appInput, hooks []hookObject) error {
+	need := map[string]bool{}
+	for _, h := range hooks {
+		need[h.ref.Namespace] = h.ref.Namespace != ""
+	}
+	var nss []*unstructured.Unstructured
+	for _, o := range in.built.Objects {
+		if o.GetAPIVersion() == "v1" && o.GetKind() == "Namespace" && need[o.GetName()] {
+			nss = append(nss, o.DeepCopy())
+		}
+	}
+	if len(nss) == 0 {
+		return nil
+	}
+	revision.Stamp(st, a.cfg.Name, st.Name, in.rev, nss, nil)
+	_, err := a.applier.Apply(ctx, nss, nil)
+	return err
 }
 
 // postSyncHooks runs the PostSync hooks of the sync whose content is in

@@ -431,3 +431,23 @@ func TestHelmHookRestart(t *testing.T) {
 		t.Errorf("PostSync smoke Job created %d times (exists now: %t), want once", len(rec.created("hooked-smoke")), f.job("hooked-smoke") != nil)
 	}
 }
+
+// TestHelmHookPlan: `gitpace plan` of a revision bringing the chart lists
+// its hooks in the order the agent runs them, with weights, templates and
+// delete policies, and applies none.
+func TestHelmHookPlan(t *testing.T) {
+	f := newFixture(t)
+	head := f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
+	f.build(nil)
+	_, out := f.plan(head)
+	want := "hooks run with this apply:\n" +
+		"  PreSync ConfigMap/hooked-schema (weight -5, apps/hooked/templates/schema.yaml; delete policy before-hook-creation (default))\n" +
+		"  PreSync Job/hooked-migrate (weight 0, apps/hooked/templates/migrate.yaml; delete policy before-hook-creation (default))\n" +
+		"  PostSync Job/hooked-smoke (weight 0, apps/hooked/templates/smoke.yaml; delete policy hook-succeeded)\n"
+	if !strings.Contains(out, want) {
+		t.Errorf("plan does not list the hooks as\n%s", want)
+	}
+	if f.job("hooked-migrate") != nil {
+		t.Errorf("plan ran a hook")
+	}
+}

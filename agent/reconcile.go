@@ -335,7 +335,9 @@ type appInput struct {
 //  3. a PAUSE that was lifted: unpause, then go on with the newest revision;
 //  4. nothing changed in git and no drift suspected: done;
 //  5. server-side dry run of every object; any error rejects the revision;
-//  6. apply what differs (Namespaces and CRDs first), hand BCS deployments
+//  6. a new content's Helm PreSync hooks, waited for (hooks.go; PostSync
+//     hooks run from refreshPhase once the app is Healthy);
+//  7. apply what differs (Namespaces and CRDs first), hand BCS deployments
 //     to the paced engine, then prune what git no longer holds, then record
 //     the revision (rollback if its templates match an earlier one).
 //

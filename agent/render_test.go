@@ -278,21 +278,8 @@ func TestPlanOverlayChange(t *testing.T) {
 	f.build(nil)
 	f.waitSynced(shopApp, 4, "shop 1.0.0")
 	head := f.repo.Commit("shop 1.0.1", shopOverlay("1.0.1"))
-	src, err := sources.NewGitSource(sources.GitConfig{URL: f.repo.Dir, Branch: "main", Path: "apps"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := f.counter.writes.Load()
-	p, err := plan.Make(context.Background(), plan.Config{Source: src, Rest: f.cfg.Rest, StateNamespace: f.stateNS, DefaultNamespace: f.ns, AgentName: f.agent.Name()}, head)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := plan.Text(&b, p); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	t.Logf("plan:\n%s", out)
+	p, out := f.plan(head)
 	for _, want := range []string{shopApp, "Deployment", "shop", shopImage1} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan does not mention %q", want)
@@ -304,4 +291,23 @@ func TestPlanOverlayChange(t *testing.T) {
 	if n := f.counter.writes.Load() - before; n != 0 {
 		t.Errorf("plan wrote %d times", n)
 	}
+}
+
+// plan makes the plan of commit head (with f.agent's identity) and its text.
+func (f *fixture) plan(head string) (*plan.Plan, string) {
+	f.t.Helper()
+	src, err := sources.NewGitSource(sources.GitConfig{URL: f.repo.Dir, Branch: "main", Path: "apps"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p, err := plan.Make(context.Background(), plan.Config{Source: src, Rest: f.cfg.Rest, StateNamespace: f.stateNS, DefaultNamespace: f.ns, AgentName: f.agent.Name()}, head)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := plan.Text(&b, p); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Logf("plan:\n%s", b.String())
+	return p, b.String()
 }

@@ -181,8 +181,10 @@ type Rejection struct {
 	Detail string `json:"detail,omitempty"`
 	// AtApply: the server refused an object when applied, after a clean
 	// dry run (an admission webhook or policy, a quota); what the attempt
-	// had applied was undone. ContentHash identifies the refused content:
-	// it is tried again only at a full resync or when it changes.
+	// had applied was undone. Also set for a failed PreSync hook
+	// (agent/hooks.go), before which nothing of the revision was applied.
+	// ContentHash identifies the refused content: it is tried again only
+	// at a full resync or when it changes.
 	AtApply     bool   `json:"atApply,omitempty"`
 	ContentHash string `json:"contentHash,omitempty"`
 }
