@@ -261,7 +261,7 @@ func (a *Agent) syncHook(ctx context.Context, app string, h *hookObject, key str
 		}
 	}
 	if _, err := a.applier.Apply(ctx, []*unstructured.Unstructured{h.obj}, nil); err != nil {
-		return 0, "", fmt.Errorf("hook %s: %w", h.ref, err)
+		return 0, "", fmt.Errorf("hook: %w", err) // the applier's error names the object and its template
 	}
 	a.cfg.Log.Info("hook applied", "app", app, "hook", h.ref.String(), "phase", h.obj.GetAnnotations()[HookAnnotation], "sync", key)
 	if live, err = a.applier.Get(ctx, h.ref); err != nil || live == nil {

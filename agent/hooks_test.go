@@ -306,7 +306,7 @@ func TestHelmHookOrder(t *testing.T) {
 	rec := f.watchHooks()
 	f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
 	f.run()
-	f.eventually("1.0.0 rolled out and its PostSync hook done", time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.eventually("1.0.0 rolled out and its PostSync hook done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
 	uid1 := f.requireSync(rec, webImage("1.0.0"))
 	if j := f.job("hooked-migrate"); j == nil || j.UID != uid1 || j.Labels["gitpace.dev/agent"] != f.agent.Name() || j.Annotations["gitpace.dev/app"] != hookedApp {
 		t.Fatalf("migrate Job after the sync: %v; want the completed one kept (before-hook-creation deletes it only at the next sync), with gitpace's owner", j)
@@ -316,7 +316,7 @@ func TestHelmHookOrder(t *testing.T) {
 	}
 
 	f.repo.Commit("hooked 1.0.1", hookedChart(hookedValues{tag: "1.0.1"}))
-	f.eventually("1.0.1 rolled out and its PostSync hook done", time.Minute, func() bool { return f.hooksDone(webImage("1.0.1")) })
+	f.eventually("1.0.1 rolled out and its PostSync hook done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.1")) })
 	uid2 := f.requireSync(rec, webImage("1.0.1"))
 	if uid2 == uid1 {
 		t.Fatalf("migrate Job %s not created anew for 1.0.1 (before-hook-creation)", uid1)
@@ -340,7 +340,7 @@ func TestHelmHookFailedPreSync(t *testing.T) {
 	rec := f.watchHooks()
 	c1 := f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
 	f.run()
-	f.eventually("1.0.0 rolled out", time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.eventually("1.0.0 rolled out", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
 	d0 := f.deploymentNamed(hookedApp)
 
 	c2 := f.repo.Commit("hooked 1.0.1, failing migration", hookedChart(hookedValues{tag: "1.0.1", failMigrate: true, migratePol: "before-hook-creation,hook-failed"}))
@@ -362,7 +362,7 @@ func TestHelmHookFailedPreSync(t *testing.T) {
 	f.eventually("hook-failed deleted the failed Job", time.Minute, func() bool { return f.job("hooked-migrate") == nil })
 
 	c3 := f.repo.Commit("hooked 1.0.2", hookedChart(hookedValues{tag: "1.0.2"}))
-	f.eventually("1.0.2 rolled out", time.Minute, func() bool { return f.hooksDone(webImage("1.0.2")) })
+	f.eventually("1.0.2 rolled out", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.2")) })
 	f.requireSync(rec, webImage("1.0.2"))
 	if st := f.appState(hookedApp); st.Rejected != nil || st.Applied.Commit != c3 {
 		t.Fatalf("after 1.0.2: %s", describe(st))
@@ -410,7 +410,7 @@ func TestHelmHookRestart(t *testing.T) {
 
 	f.rebuild()
 	stop = f.runStoppable()
-	f.eventually("1.0.0 rolled out after the restart", time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.eventually("1.0.0 rolled out after the restart", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
 	if uid := f.requireSync(rec, webImage("1.0.0")); uid != running.UID {
 		t.Fatalf("migrate Job %s, want the one started before the restart (%s)", uid, running.UID)
 	}
@@ -450,4 +450,24 @@ func TestHelmHookPlan(t *testing.T) {
 	if f.job("hooked-migrate") != nil {
 		t.Errorf("plan ran a hook")
 	}
+}
+
+// TestHelmHookNamespaceFirst: a chart whose app settings create its
+// namespace (createNamespace) runs its PreSync hooks there: the Namespace
+// is applied before them, then the sync goes as in TestHelmHookOrder.
+func TestHelmHookNamespaceFirst(t *testing.T) {
+	f := newFixture(t)
+	newNS := "hooks-" + strings.TrimPrefix(f.ns, "testhelmhooknamespacefirst-")
+	t.Cleanup(func() {
+		_ = f.kube.CoreV1().Namespaces().Delete(context.Background(), newNS, metav1.DeleteOptions{})
+	})
+	files := hookedChart(hookedValues{tag: "1.0.0"})
+	files["apps/gitpace.yaml"] = "apps:\n  - match: hooked\n    namespace: " + newNS + "\n    createNamespace: true\n"
+	f.repo.Commit("hooked in a namespace of its own", files)
+	f.build(nil)
+	f.ns = newNS // the fixture's readers and watches look there from now on
+	rec := f.watchHooks()
+	f.runStoppable()
+	f.eventually("1.0.0 rolled out in "+newNS+" and its PostSync hook done", time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.requireSync(rec, webImage("1.0.0"))
 }
