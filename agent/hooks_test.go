@@ -468,6 +468,6 @@ func TestHelmHookNamespaceFirst(t *testing.T) {
 	f.ns = newNS // the fixture's readers and watches look there from now on
 	rec := f.watchHooks()
 	f.runStoppable()
-	f.eventually("1.0.0 rolled out in "+newNS+" and its PostSync hook done", time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.eventually("1.0.0 rolled out in "+newNS+" and its PostSync hook done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
 	f.requireSync(rec, webImage("1.0.0"))
 }
