@@ -335,7 +335,7 @@ type appInput struct {
 //  3. a PAUSE that was lifted: unpause, then go on with the newest revision;
 //  4. nothing changed in git and no drift suspected: done;
 //  5. server-side dry run of every object; any error rejects the revision;
-//  6. a new content's Helm PreSync hooks, waited for (hooks.go; PostSync
+//  6. new content's Helm PreSync hooks, waited for (hooks.go; PostSync
 //     hooks run from refreshPhase once the app is Healthy);
 //  7. apply what differs (Namespaces and CRDs first), hand BCS deployments
 //     to the paced engine, then prune what git no longer holds, then record
@@ -421,9 +421,6 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	case why != "":
 		return a.waitForPeer(ctx, st, in.rev, why)
 	}
-	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
-		return err
-	}
 	causes := revision.Stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
 	fps := st.Fingerprints
 	if in.force && !in.full {
@@ -438,6 +435,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
+		return err // the dry run passed; hooks run, or one failed
 	}
 	a.printNotes(st.Name, diff)
 	takenFrom := a.previousOwners(st.Name, diff)
