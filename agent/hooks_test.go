@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/state"
 )
 
@@ -28,20 +29,25 @@ type hookedValues struct {
 	failMigrate  bool   // the migrate Job fails (activeDeadlineSeconds 1 on a pod kwok never readies)
 	migratePol   string // helm.sh/hook-delete-policy of the migrate Job ("": none, Argo CD's default)
 	migrateDelay string // kwok's pod-complete delay of the migrate pod
+	failSmoke    bool   // the smoke Job fails, as failMigrate
+	smokePol     string // helm.sh/hook-delete-policy of the smoke Job ("": hook-succeeded)
 }
 
 // hookedChart is a Helm chart with a Deployment "hooked" and three hooks:
 // PreSync ConfigMap hooked-schema (weight -5), PreSync Job hooked-migrate
 // (weight 0; pre-install and pre-upgrade) and PostSync Job hooked-smoke
-// (post-install, post-upgrade; hook-succeeded).
+// (post-install, post-upgrade; hook-succeeded unless smokePol says).
 func hookedChart(v hookedValues) map[string]string {
 	if v.migrateDelay == "" {
 		v.migrateDelay = "1s"
 	}
+	if v.smokePol == "" {
+		v.smokePol = "hook-succeeded"
+	}
 	return map[string]string{
 		"apps/hooked/Chart.yaml": "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
-		"apps/hooked/values.yaml": fmt.Sprintf("tag: %q\nfailMigrate: %t\nmigratePolicy: %q\nmigrateDelay: %q\n",
-			v.tag, v.failMigrate, v.migratePol, v.migrateDelay),
+		"apps/hooked/values.yaml": fmt.Sprintf("tag: %q\nfailMigrate: %t\nmigratePolicy: %q\nmigrateDelay: %q\nfailSmoke: %t\nsmokePolicy: %q\n",
+			v.tag, v.failMigrate, v.migratePol, v.migrateDelay, v.failSmoke, v.smokePol),
 		"apps/hooked/templates/deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -103,10 +109,19 @@ metadata:
   name: {{ .Release.Name }}-smoke
   annotations:
     helm.sh/hook: post-install,post-upgrade
-    helm.sh/hook-delete-policy: hook-succeeded
+    helm.sh/hook-delete-policy: {{ .Values.smokePolicy }}
 spec:
   backoffLimit: 0
+{{- if .Values.failSmoke }}
+  activeDeadlineSeconds: 1
+{{- end }}
   template:
+    metadata:
+      labels:
+        app: smoke
+{{- if .Values.failSmoke }}
+        gitpace.dev/never-ready: "true"
+{{- end }}
     spec:
       restartPolicy: Never
       containers:
@@ -470,4 +485,39 @@ func TestHelmHookNamespaceFirst(t *testing.T) {
 	f.runStoppable()
 	f.eventually("1.0.0 rolled out in "+newNS+" and its PostSync hook done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
 	f.requireSync(rec, webImage("1.0.0"))
+}
+
+// TestHelmHookFailedPostSync: a PostSync Job that fails (as in
+// TestHelmHookFailedPreSync) after the Deployment rolled out leaves the
+// revision applied and makes the app Failed and Degraded naming the hook;
+// hook-succeeded keeps the failed Job; the next revision's sync replaces
+// it (before-hook-creation) and, succeeding, makes the app Synced again.
+func TestHelmHookFailedPostSync(t *testing.T) {
+	f := newFixture(t)
+	rec := f.watchHooks()
+	const policy = "before-hook-creation,hook-succeeded"
+	c1 := f.repo.Commit("hooked 1.0.0, failing smoke test", hookedChart(hookedValues{tag: "1.0.0", failSmoke: true, smokePol: policy}))
+	f.run()
+	want := fmt.Sprintf("PostSync hook Job/%s/hooked-smoke failed: DeadlineExceeded", f.ns)
+	var st *state.App
+	f.eventually("app Failed by its PostSync hook", 2*time.Minute, func() bool {
+		st = f.appState(hookedApp)
+		return st != nil && st.Phase == state.Failed
+	})
+	if !strings.Contains(st.Reason, want) || st.Health != health.Degraded || !strings.Contains(st.HealthReason, want) {
+		t.Fatalf("phase %s %q, health %s %q; want Failed and Degraded naming %q", st.Phase, st.Reason, st.Health, st.HealthReason, want)
+	}
+	if st.Rejected != nil || st.Applied == nil || st.Applied.Commit != c1 || !rolledOut(f.deploymentNamed(hookedApp), webImage("1.0.0")) {
+		t.Fatalf("want 1.0.0 applied and rolled out (PostSync runs after); got %s", describe(st))
+	}
+	if j := f.job("hooked-smoke"); j == nil || j.Annotations[agent.HookSyncAnnotation] != st.Hooks.Key {
+		t.Fatalf("failed smoke Job %v, want it kept (hook-succeeded deletes only a succeeded one)", j)
+	}
+
+	f.repo.Commit("hooked 1.0.1", hookedChart(hookedValues{tag: "1.0.1", smokePol: policy}))
+	f.eventually("1.0.1 rolled out and its PostSync hook done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.1")) })
+	f.requireSync(rec, webImage("1.0.1"))
+	if st := f.appState(hookedApp); st.Health != health.Healthy {
+		t.Errorf("health %s %q after a successful sync, want Healthy", st.Health, st.HealthReason)
+	}
 }
