@@ -268,6 +268,11 @@ func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
 			phase, reason, failing = p, r, pods
 		}
 	}
+	if p, r, err := a.postSyncHooks(ctx, st, phase); err != nil {
+		return err
+	} else if p != "" && phase != state.Failed {
+		phase, reason = p, r
+	}
 	if st.Phase != phase {
 		a.cfg.Log.Info("app phase", "app", st.Name, "phase", phase, "reason", reason)
 	}

@@ -339,7 +339,9 @@ type appInput struct {
 //  3. a PAUSE that was lifted: unpause, then go on with the newest revision;
 //  4. nothing changed in git and no drift suspected: done;
 //  5. server-side dry run of every object; any error rejects the revision;
-//  6. apply what differs (Namespaces and CRDs first), hand BCS deployments
+//  6. new content's Helm PreSync hooks, waited for (hooks.go; PostSync
+//     hooks run from refreshPhase once the app is Healthy);
+//  7. apply what differs (Namespaces and CRDs first), hand BCS deployments
 //     to the paced engine, then prune what git no longer holds, then record
 //     the revision (rollback if its templates match an earlier one).
 //
@@ -362,7 +364,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		templates[revision.BCSRef(s.Namespace, s.Name).Key()] = s.TemplateHash
 	}
 	rollbackTo := revision.FindRollback(st, templates)
-	hash := revision.ContentHash(objs, in.app.BCS)
+	hash := appContentHash(objs, in.app)
 	pending := hash != st.ContentHash || st.Rejected != nil
 	now := a.cfg.Now()
 	err := policies.Check(ctx, in.gates, policies.GateInput{
@@ -456,6 +458,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, err)
+	}
+	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
+		return err // the dry run passed; hooks run, or one failed
 	}
 	a.printNotes(st.Name, diff)
 	takenFrom := a.previousOwners(st.Name, diff)

@@ -350,3 +350,23 @@ func TestWaveFailureStopsAndReverts(t *testing.T) {
 		t.Errorf("b's template went to v1 at %s though wave 1 failed", e.at.Format("15:04:05.000"))
 	}
 }
+
+// TestDependsOnHelmAppWithHooks: web dependsOn a Helm app with hooks. The
+// content the order between apps expects of the Helm app counts its hooks
+// as the agent records it, so web goes once the Helm app is Healthy (it
+// once waited forever: the hooks made the two hashes differ).
+func TestDependsOnHelmAppWithHooks(t *testing.T) {
+	f := newFixture(t)
+	files := hookedChart(hookedValues{tag: "1.0.0"})
+	files["apps/gitpace.yaml"] = "apps:\n- match: web\n  dependsOn: [" + hookedApp + "]\n"
+	files["apps/web/conf.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  k: v\n"
+	f.repo.Commit("hooked and web", files)
+	f.run()
+	f.eventually("web Synced after the Helm app", 3*time.Minute, func() bool {
+		st := f.appState("web")
+		return st != nil && st.Phase == state.Synced
+	})
+	if !f.hooksDone(webImage("1.0.0")) {
+		t.Errorf("web applied before the Helm app's rollout and hooks were done")
+	}
+}

@@ -186,6 +186,9 @@ func (m *maker) app(ctx context.Context, d revision.AppDiff, app *manifest.App) 
 			}
 			a.Rollouts = append(a.Rollouts, r)
 		}
+		for _, h := range app.Hooks {
+			a.Hooks = append(a.Hooks, hookLine(h))
+		}
 		if app.Pause != nil {
 			a.Paused = app.Pause.Path
 			if app.Pause.Reason != "" {
@@ -216,4 +219,18 @@ func (m *maker) bcs(ctx context.Context, d *bcs.Deployment, w *Windows) (Rollout
 		return Rollout{}, fmt.Errorf("listing the ReplicaSets of BCS deployment %s/%s: %w", d.Namespace(), d.Name(), err)
 	}
 	return bcsRollout(d, rss.Items, m.now, w), nil
+}
+
+// hookLine describes a Helm hook for the plan: "PreSync Job/web-migrate
+// (weight 0, apps/web/templates/migrate.yaml; delete policy hook-succeeded)".
+func hookLine(h manifest.Hook) string {
+	name := h.Object.GetKind() + "/" + h.Object.GetName()
+	if ns := h.Object.GetNamespace(); ns != "" {
+		name = h.Object.GetKind() + "/" + ns + "/" + h.Object.GetName()
+	}
+	policy := "before-hook-creation (default)"
+	if len(h.DeletePolicies) > 0 {
+		policy = strings.Join(h.DeletePolicies, ", ")
+	}
+	return fmt.Sprintf("%s %s (weight %d, %s; delete policy %s)", h.Phase, name, h.Weight, h.Origin.File, policy)
 }

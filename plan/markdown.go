@@ -55,6 +55,12 @@ func mdApp(b *strings.Builder, a *AppPlan, p *Plan) {
 			b.WriteString(fenced("diff", c.Diff))
 		}
 	}
+	if len(a.Hooks) > 0 && a.Changed() {
+		b.WriteString("\n**Hooks run with this apply**:\n\n")
+		for _, h := range a.Hooks {
+			fmt.Fprintf(b, "- %s\n", cell(h))
+		}
+	}
 	for i := range a.Rollouts {
 		mdRollout(b, &a.Rollouts[i], p)
 	}

@@ -41,6 +41,10 @@ type AppPlan struct {
 	// Paused names the PAUSE marker that holds the app, with its reason:
 	// nothing is rolled until it is removed.
 	Paused string `json:"paused,omitempty"`
+	// Hooks are the app's Helm hooks, as the agent runs them around the
+	// apply of changed content (agent/hooks.go): PreSync then PostSync, each
+	// by weight, e.g. "PreSync Job/web-migrate (weight 0, apps/web/templates/migrate.yaml)".
+	Hooks []string `json:"hooks,omitempty"`
 }
 
 // Rollout is what one workload change rolls.

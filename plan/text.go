@@ -49,6 +49,12 @@ func textApp(b *strings.Builder, a *AppPlan, p *Plan) {
 	for _, c := range changed {
 		fmt.Fprintf(b, "\n# %s %s\n%s", c.Ref, c.Action, c.Diff)
 	}
+	if len(a.Hooks) > 0 && a.Changed() {
+		fmt.Fprintf(b, "\nhooks run with this apply:\n")
+		for _, h := range a.Hooks {
+			fmt.Fprintf(b, "  %s\n", h)
+		}
+	}
 	for i := range a.Rollouts {
 		textRollout(b, &a.Rollouts[i], p)
 	}

@@ -183,6 +183,22 @@ func ContentHash(objs []*unstructured.Unstructured, bcsFiles []manifest.BCSFile)
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// AppContentHash is the content hash of an app (what state.App.ContentHash
+// records once applied): ContentHash of its desired objects (objs) and BCS
+// files, with its Helm hooks' objects when it has any, so that a change to
+// a hook alone is new content.
+func AppContentHash(objs []*unstructured.Unstructured, app *manifest.App) string {
+	if len(app.Hooks) == 0 {
+		return ContentHash(objs, app.BCS)
+	}
+	all := make([]*unstructured.Unstructured, 0, len(objs)+len(app.Hooks))
+	all = append(all, objs...)
+	for _, h := range app.Hooks {
+		all = append(all, h.Object)
+	}
+	return ContentHash(all, app.BCS)
+}
+
 // Stamp adds gitpace's labels (appliers.ManagedByLabel, AgentLabel with
 // agent), the app annotation and, on workloads (those in templates), a
 // change-cause naming the commit that last changed their template: rev's

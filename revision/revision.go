@@ -71,7 +71,7 @@ type App struct {
 	Err error
 	// Transient is a failure a retry may cure (discovery unreachable).
 	Transient error
-	// ContentHash is ContentHash(Objects, Manifest.BCS): the app's content
+	// ContentHash is AppContentHash(Objects, Manifest): the app's content
 	// at this revision, as state.App.ContentHash records what is applied.
 	// "" when Err or Transient is set.
 	ContentHash string
@@ -179,7 +179,7 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 			continue
 		}
 		b.Objects, b.Specs, b.BCSObjects = objs, specs, bcsObjs
-		b.ContentHash = ContentHash(objs, b.Manifest.BCS)
+		b.ContentHash = AppContentHash(objs, b.Manifest)
 		type keyed struct {
 			ref   appliers.ObjectRef
 			where string

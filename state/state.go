@@ -115,7 +115,10 @@ type App struct {
 	ReadyAt   time.Time `json:"readyAt,omitempty"`
 	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
 	// matches it.
-	Wave    *Wave     `json:"wave,omitempty"`
+	Wave *Wave `json:"wave,omitempty"`
+	// Hooks is how the Helm hooks of the app's newest sync went (agent/hooks.go);
+	// nil for apps without hooks.
+	Hooks   *HookRun  `json:"hooks,omitempty"`
 	Updated time.Time `json:"updated"`
 }
 
@@ -135,6 +138,31 @@ type Wave struct {
 	// it waits for the interval of the wave before it.
 	NextAt *time.Time `json:"nextAt,omitempty"`
 }
+
+// HookRun is one sync's run of an app's Helm hooks (Argo CD's PreSync and
+// PostSync phases): the content it brings, the key its hook objects carry
+// (agent's HookSyncAnnotation), and how each phase ended.
+type HookRun struct {
+	// ContentHash is the content (App.ContentHash) the sync brings.
+	ContentHash string `json:"contentHash"`
+	// Key identifies the sync: "<content in force before>..<ContentHash>".
+	Key string `json:"key"`
+	// PreSync and PostSync are "" until the phase ended, then
+	// HookSucceeded or HookFailed.
+	PreSync  HookOutcome `json:"preSync,omitempty"`
+	PostSync HookOutcome `json:"postSync,omitempty"`
+	// Reason names the hook that failed and why.
+	Reason string `json:"reason,omitempty"`
+}
+
+// HookOutcome is how a hook phase ended.
+type HookOutcome string
+
+// Hook phase outcomes.
+const (
+	HookSucceeded HookOutcome = "Succeeded"
+	HookFailed    HookOutcome = "Failed"
+)
 
 // PodIssue is a pod that is not Ready, and why (its waiting container's
 // reason, or its Ready or PodScheduled condition).
@@ -179,8 +207,10 @@ type Rejection struct {
 	Detail string `json:"detail,omitempty"`
 	// AtApply: the server refused an object when applied, after a clean
 	// dry run (an admission webhook or policy, a quota); what the attempt
-	// had applied was undone. ContentHash identifies the refused content:
-	// it is tried again only at a full resync or when it changes.
+	// had applied was undone. Also set for a failed PreSync hook
+	// (agent/hooks.go), before which nothing of the revision was applied.
+	// ContentHash identifies the refused content: it is tried again only
+	// at a full resync or when it changes.
 	AtApply     bool   `json:"atApply,omitempty"`
 	ContentHash string `json:"contentHash,omitempty"`
 }

@@ -66,7 +66,7 @@ Exits 1 when an app does not render, printing the others.`,
 					cmd.PrintErrf("app %s: %v\n", a.Name, a.Err)
 				}
 				for _, h := range a.Hooks {
-					cmd.PrintErrf("app %s: hook %s %s/%s (%s, weight %d) rendered, not applied\n", a.Name, h.Phase, h.Object.GetKind(), h.Object.GetName(), h.Origin.File, h.Weight)
+					cmd.PrintErrf("app %s: hook %s %s/%s (%s, weight %d): applied by the agent %s the app's objects, not printed here\n", a.Name, h.Phase, h.Object.GetKind(), h.Object.GetName(), h.Origin.File, h.Weight, hookWhen(h.Phase))
 				}
 				for _, n := range a.Notes {
 					cmd.PrintErrf("app %s: %s\n", a.Name, n)
@@ -120,4 +120,13 @@ func clusterCaps(cmd *cobra.Command, kube kubeFlags) func() *helm.Capabilities {
 	}
 	cmd.PrintErrf("note: Helm .Capabilities are Helm's defaults (no cluster: %v)\n", err)
 	return nil
+}
+
+// hookWhen is when the agent runs a hook of phase, relative to the app's
+// objects (agent/hooks.go).
+func hookWhen(p helm.Phase) string {
+	if p == helm.PreSync {
+		return "before"
+	}
+	return "after"
 }

@@ -46,7 +46,8 @@
 //	                             → skipped (in Result.SkippedHooks)
 //
 // A hook with both a pre- and a post- event is PreSync. The phase is data:
-// running a phase and waiting for its hooks is the caller's.
+// running a phase and waiting for its hooks is the caller's (gitpace's
+// agent/hooks.go).
 package helm
 
 import (

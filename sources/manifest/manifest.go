@@ -96,8 +96,8 @@ type App struct {
 	// rendered chart).
 	Origins []Origin
 	// Hooks are a Helm app's hooks (PreSync, then PostSync, each by
-	// weight), rendered and validated but not in Objects: gitpace does not
-	// apply them yet.
+	// weight), rendered and validated but not in Objects: the agent runs
+	// them around the apply of Objects (agent/hooks.go).
 	Hooks []Hook
 	// Notes say what rendering left out (skipped test hooks), one line each.
 	Notes []string

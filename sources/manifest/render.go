@@ -41,8 +41,8 @@ const (
 var ErrRender = errors.New("render error")
 
 // Hook is a Helm hook of a Helm app, rendered but not part of App.Objects:
-// gitpace does not apply hooks yet (see package sources/helm for the
-// phases they map to).
+// the agent runs hooks around the apply of the app's objects (agent/hooks.go;
+// package sources/helm maps Helm's events to the phases).
 type Hook struct {
 	Object *unstructured.Unstructured
 	Origin Origin
