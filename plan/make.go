@@ -17,6 +17,7 @@ import (
 	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/bcs"
+	"github.com/gitpace/gitpace/sources/helm"
 	"github.com/gitpace/gitpace/sources/manifest"
 	"github.com/gitpace/gitpace/state"
 )
@@ -57,14 +58,15 @@ func Diff(ctx context.Context, cfg Config, rev string) (*ObjectDiff, error) {
 	if err != nil {
 		return nil, err
 	}
-	return diff(ctx, cfg, snap)
-}
-
-func diff(ctx context.Context, cfg Config, snap *sources.Snapshot) (*ObjectDiff, error) {
 	c, err := cfg.cluster()
 	if err != nil {
 		return nil, err
 	}
+	return diff(ctx, c, snap)
+}
+
+func diff(ctx context.Context, c revision.Cluster, snap *sources.Snapshot) (*ObjectDiff, error) {
+	var err error
 	out := &ObjectDiff{Revision: snap.Revision, Warning: revision.StateWarning(ctx, c.Store, c.Agent)}
 	if out.Apps, err = revision.Diff(ctx, c, snap); err != nil {
 		return nil, err
@@ -99,7 +101,9 @@ func (cfg Config) cluster() (revision.Cluster, error) {
 	}
 	store := state.NewStore(kube, cfg.StateNamespace)
 	ap.StandInNamespace = store.Namespace
-	return revision.Cluster{Applier: ap, Store: store, Agent: cfg.AgentName}, nil
+	// Helm's .Capabilities from this cluster, as the agent renders.
+	loader := manifest.NewLoader(helm.NewCachedCapabilities(kube.Discovery(), time.Minute).Get)
+	return revision.Cluster{Applier: ap, Store: store, Agent: cfg.AgentName, Loader: loader}, nil
 }
 
 // Make plans revision rev (a branch, tag or commit; "" is the branch head):
@@ -117,7 +121,11 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := diff(ctx, cfg, snap)
+	c, err := cfg.cluster()
+	if err != nil {
+		return nil, err
+	}
+	d, err := diff(ctx, c, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +139,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 		p.Error = err.Error()
 	}
 	apps := map[string]*manifest.App{}
-	loaded := manifest.Load(snap)
+	loaded := c.Loader.Load(snap) // rendered once: the diff's renders are cached
 	for i := range loaded {
 		apps[loaded[i].Name] = &loaded[i]
 	}

@@ -128,3 +128,37 @@ func TestPlanSeed(t *testing.T) {
 		t.Errorf("planning made %d write requests, want none", n)
 	}
 }
+
+// TestPlanHelmCapabilitiesFromCluster: the plan renders Helm charts with
+// .Capabilities from the live cluster, as the agent does (not Helm's
+// defaults): a chart writing the Kubernetes version into a ConfigMap
+// shows the server's version in the plan's diff.
+func TestPlanHelmCapabilitiesFromCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := testenv.Namespace(t)
+	repo := gittest.New(t)
+	repo.Commit("chart", map[string]string{
+		"apps/kv/Chart.yaml": "apiVersion: v2\nname: kv\nversion: 0.1.0\n",
+		"apps/kv/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kv\ndata:\n" +
+			"  kube: \"{{ .Capabilities.KubeVersion.Version }}\"\n",
+	})
+	src, err := sources.NewGitSource(sources.GitConfig{URL: repo.Dir, Branch: "main", Path: "apps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := testenv.Client(t).Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Make(ctx, plan.Config{AgentName: "plan-caps", Source: src, Rest: testenv.Config(t), StateNamespace: ns, DefaultNamespace: ns}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Apps) != 1 || len(p.Apps[0].Changes) != 1 {
+		t.Fatalf("plan apps = %+v", p.Apps)
+	}
+	if d := p.Apps[0].Changes[0].Diff; !strings.Contains(d, "kube: "+sv.GitVersion) {
+		t.Errorf("diff does not render the cluster's version %s:\n%s", sv.GitVersion, d)
+	}
+}
