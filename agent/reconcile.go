@@ -32,11 +32,15 @@ type pass struct {
 	// held, when set, holds every app of the agent and of the revision
 	// (guardEmpty): nothing is applied, nothing is pruned.
 	held string
+	// inputs is each app's inputKey: a new head queues the apps whose key
+	// changed (changedApps).
+	inputs map[string]string
 }
 
 // ReconcileOnce runs one pass: the source, then, Concurrency at a time,
-// every app the pass concerns (all of them on a new head or a resync; those
-// marked by a watch or due for a retry otherwise). When the branch head did
+// every app the pass concerns (on a new head those whose inputs changed,
+// see changedApps; all of them on a resync; those marked by a watch or due
+// for a retry always). When the branch head did
 // not move, nothing is marked and no resync is due, it makes no cluster
 // request at all. It returns the source's error, or the apps' transient
 // failures; those apps are retried by the next call.
@@ -54,9 +58,11 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 
 // sourcePass fetches the branch head and, when it moved or a resync or
 // window edge is due, builds the revision, publishes it as the pass in
-// force and returns every app it concerns (those of the revision and those
-// that left it), marked for a full diff on a resync. Otherwise it returns
-// the apps marked by watches and retries. It writes nothing but the
+// force and returns the apps it concerns: on a resync or window edge every
+// app (those of the revision and those that left it), marked for a full
+// diff; on a new head those whose inputs changed, with those marked by
+// watches and retries (changedApps). Otherwise it returns the apps marked
+// by watches and retries. It writes nothing but the
 // adoption of legacy state; applying is the workers' (syncApp).
 func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if err := a.loadState(ctx); err != nil {
@@ -101,24 +107,25 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 		a.cfg.Metrics.reconcile("error")
 		return nil, err
 	}
-	var w want
+	a.mu.Lock()
+	prev := a.current
+	a.mu.Unlock()
 	if full {
-		w = wantFull
+		prev = nil // a resync or a window edge: every app, for a full diff
+	}
+	set, all := a.changedApps(prev, p)
+	if !all {
+		for _, app := range a.queued() {
+			set[app] = true // marked by a watch, or a retry that is due
+		}
 	}
 	a.mu.Lock()
 	a.current, a.lastHead = p, snap.Revision.Commit
 	if full {
 		a.lastFull = now
-	}
-	set := map[string]bool{}
-	for _, b := range p.rev.Apps {
-		set[b.Name()] = true
-	}
-	for name := range a.apps {
-		set[name] = true
-	}
-	for name := range set {
-		a.work[name] |= w
+		for name := range set {
+			a.work[name] |= wantFull
+		}
 	}
 	a.mu.Unlock()
 	a.cfg.Metrics.reconcile("ok")
@@ -160,7 +167,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	a.mu.Lock()
 	a.lbServices = lb
 	a.mu.Unlock()
-	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates}
+	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, inputs: inputKeys(rev)}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
 			a.printf("revision held: %s", p.held)
