@@ -76,24 +76,45 @@ func inputKeys(rev *revision.Revision) map[string]string {
 // namespace or another app, Held, Paused, Failed), or with a rejected
 // revision: its reconcile may come out differently now. Apps marked by
 // watches and due retries are added by the caller (queued).
-func (a *Agent) changedApps(prev, p *pass) (apps map[string]bool, all bool) {
-	apps = map[string]bool{}
+//
+// The apps whose inputs changed come first, sorted, then the others,
+// sorted: the workers take them in this order, so a commit's own apps are
+// not queued behind the others.
+func (a *Agent) changedApps(prev, p *pass) (apps []string, all bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	all = prev == nil || a.cfg.KeyRing != nil || prev.held != "" || p.held != "" ||
 		!prev.rev.PruneOK() || !bytes.Equal(prev.snap.Files[policies.ConfigFile], p.snap.Files[policies.ConfigFile])
+	changed, others := map[string]bool{}, map[string]bool{}
 	for _, b := range p.rev.Apps {
-		name := b.Name()
-		if all || prev.inputs[name] != p.inputs[name] || !settled(a.apps[name]) {
-			apps[name] = true
+		switch name := b.Name(); {
+		case all || prev.inputs[name] != p.inputs[name]:
+			changed[name] = true
+		case !settled(a.apps[name]):
+			others[name] = true
 		}
 	}
 	for name := range a.apps {
 		if all || p.rev.ByName[name] == nil {
-			apps[name] = true // left git: prune it
+			changed[name] = true // left git: prune it
 		}
 	}
-	return apps, all
+	return appendNew(sortedKeys(changed), sortedKeys(others)), all
+}
+
+// appendNew appends to list the names of more that it does not hold yet.
+func appendNew(list, more []string) []string {
+	seen := make(map[string]bool, len(list))
+	for _, s := range list {
+		seen[s] = true
+	}
+	for _, s := range more {
+		if !seen[s] {
+			seen[s] = true
+			list = append(list, s)
+		}
+	}
+	return list
 }
 
 // settled reports whether an app's last reconcile settled: a revision

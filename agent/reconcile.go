@@ -115,21 +115,20 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	}
 	set, all := a.changedApps(prev, p)
 	if !all {
-		for _, app := range a.queued() {
-			set[app] = true // marked by a watch, or a retry that is due
-		}
+		// Then those marked by a watch, or a retry that is due.
+		set = appendNew(set, a.queued())
 	}
 	a.mu.Lock()
 	a.current, a.lastHead = p, snap.Revision.Commit
 	if full {
 		a.lastFull = now
-		for name := range set {
+		for _, name := range set {
 			a.work[name] |= wantFull
 		}
 	}
 	a.mu.Unlock()
 	a.cfg.Metrics.reconcile("ok")
-	return sortedKeys(set), nil
+	return set, nil
 }
 
 // buildPass builds the agent-wide revision of snap and decides whether it
@@ -264,11 +263,16 @@ func (a *Agent) guardEmpty(rev *revision.Revision, snap *sources.Snapshot) strin
 	if a.cfg.AllowEmpty {
 		return ""
 	}
-	managed := map[string]bool{}
-	for _, st := range a.apps {
-		for _, r := range st.Inventory {
-			managed[a.applier.Canonical(r).Key()] = true
+	// Every object the agent manages, keyed as the server keys it; read
+	// only when needed (a new head of many apps keeps most of them).
+	managedObjects := func() map[string]bool {
+		managed := map[string]bool{}
+		for _, st := range a.apps {
+			for _, r := range st.Inventory {
+				managed[a.applier.Canonical(r).Key()] = true
+			}
 		}
+		return managed
 	}
 	where := snap.Path
 	if where == "" {
@@ -280,15 +284,19 @@ func (a *Agent) guardEmpty(rev *revision.Revision, snap *sources.Snapshot) strin
 				snap.Revision.Short(), where)
 		}
 		return fmt.Sprintf("revision %s holds no app under path %q; the %s and %s in force stay (pass --allow-empty to prune them)",
-			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managed), "object"))
+			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managedObjects()), "object"))
 	}
-	if len(managed) == 0 || !rev.PruneOK() {
+	if !rev.PruneOK() {
 		return ""
 	}
 	for name := range a.apps {
 		if rev.ByName[name] != nil {
 			return "" // an app goes on: an edit inside apps, however large
 		}
+	}
+	managed := managedObjects()
+	if len(managed) == 0 {
+		return ""
 	}
 	for k := range managed {
 		if _, ok := rev.Declared[k]; ok {
