@@ -79,7 +79,7 @@ func inputKeys(rev *revision.Revision) map[string]string {
 //
 // The apps whose inputs changed come first, sorted, then the others,
 // sorted: the workers take them in this order, so a commit's own apps are
-// not queued behind the others.
+// not queued behind the others. The caller holds statesMu.
 func (a *Agent) changedApps(prev, p *pass) (apps []string, all bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

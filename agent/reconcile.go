@@ -113,7 +113,9 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if full {
 		prev = nil // a resync or a window edge: every app, for a full diff
 	}
+	a.statesMu.Lock() // changedApps reads the states: no worker writes one meanwhile
 	set, all := a.changedApps(prev, p)
+	a.statesMu.Unlock()
 	if !all {
 		// Then those marked by a watch, or a retry that is due.
 		set = appendNew(set, a.queued())
