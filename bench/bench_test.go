@@ -65,9 +65,10 @@ const (
 //     finished, gitpace run polling every second: the requests of ten polls
 //     once it settled (idle); then, that agent stopped, a no-op in a fresh
 //     process (an agent restart);
-//   - 1,000 apps: gitpace run --once cold; then gitpace run on the bare
-//     repository's path (watched with fsnotify): its start (a no-op of 1,000
-//     apps in a fresh process), ten seconds idle, and a push changing one
+//   - 1,000 apps: gitpace run --once cold; then, once every Deployment
+//     rolled out, gitpace run on the bare repository's path (watched with
+//     fsnotify): its start (a no-op of 1,000 apps in a fresh process, which
+//     records the rollouts run --once left in flight as Synced), ten seconds idle, and a push changing one
 //     app's ConfigMap: push → first write of the app's objects, and every
 //     object read or written meanwhile.
 //
@@ -248,6 +249,10 @@ func (h *harness) gitpace1000() {
 		return h.run("gitpace run --once (1000 cold)", h.gitpace, "run", "--once", "--repo", "file://"+bare, "--path", "apps", "--state-namespace", stateNS)
 	})
 	h.checkApplied(ns, *bigAppsFlag)
+	// The running agent's start records the rollouts run --once left in
+	// flight; once they finished, so that idle and the change that follow
+	// measure an agent with nothing else to do.
+	h.waitRolledOut(ns)
 
 	// The same agent identity (a path and its file:// URL are one), now
 	// running on the path: read in place, refs watched with fsnotify.
