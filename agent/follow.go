@@ -210,6 +210,7 @@ func (a *Agent) own(st *state.App) {
 // server unreachable, RBAC) is an error, never "no information": the phase
 // stays as it was and the caller retries.
 func (a *Agent) refreshPhase(ctx context.Context, st *state.App) error {
+	ctx = withReads(ctx) // health and rollouts: one read per object
 	st.BCS = a.pacedStatuses(st.Name)
 	if err := a.refreshHealth(ctx, st); err != nil {
 		return err

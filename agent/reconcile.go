@@ -34,11 +34,15 @@ type pass struct {
 	held string
 	// order is the order between the revision's apps (dependsOn, waves).
 	order *orderPlan
+	// inputs is each app's inputKey: a new head queues the apps whose key
+	// changed (changedApps).
+	inputs map[string]string
 }
 
 // ReconcileOnce runs one pass: the source, then, Concurrency at a time,
-// every app the pass concerns (all of them on a new head or a resync; those
-// marked by a watch or due for a retry otherwise). When the branch head did
+// every app the pass concerns (on a new head those whose inputs changed,
+// see changedApps; all of them on a resync; those marked by a watch or due
+// for a retry always). When the branch head did
 // not move, nothing is marked and no resync is due, it makes no cluster
 // request at all. It returns the source's error, or the apps' transient
 // failures; those apps are retried by the next call.
@@ -56,9 +60,11 @@ func (a *Agent) ReconcileOnce(ctx context.Context) error {
 
 // sourcePass fetches the branch head and, when it moved or a resync or
 // window edge is due, builds the revision, publishes it as the pass in
-// force and returns every app it concerns (those of the revision and those
-// that left it), marked for a full diff on a resync. Otherwise it returns
-// the apps marked by watches and retries. It writes nothing but the
+// force and returns the apps it concerns: on a resync or window edge every
+// app (those of the revision and those that left it), marked for a full
+// diff; on a new head those whose inputs changed, with those marked by
+// watches and retries (changedApps). Otherwise it returns the apps marked
+// by watches and retries. It writes nothing but the
 // adoption of legacy state; applying is the workers' (syncApp).
 func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if err := a.loadState(ctx); err != nil {
@@ -103,28 +109,30 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 		a.cfg.Metrics.reconcile("error")
 		return nil, err
 	}
-	var w want
+	a.mu.Lock()
+	prev := a.current
+	a.mu.Unlock()
 	if full {
-		w = wantFull
+		prev = nil // a resync or a window edge: every app, for a full diff
+	}
+	a.statesMu.Lock() // changedApps reads the states: no worker writes one meanwhile
+	set, all := a.changedApps(prev, p)
+	a.statesMu.Unlock()
+	if !all {
+		// Then those marked by a watch, or a retry that is due.
+		set = appendNew(set, a.queued())
 	}
 	a.mu.Lock()
 	a.current, a.lastHead = p, snap.Revision.Commit
 	if full {
 		a.lastFull = now
-	}
-	set := map[string]bool{}
-	for _, b := range p.rev.Apps {
-		set[b.Name()] = true
-	}
-	for name := range a.apps {
-		set[name] = true
-	}
-	for name := range set {
-		a.work[name] |= w
+		for _, name := range set {
+			a.work[name] |= wantFull
+		}
 	}
 	a.mu.Unlock()
 	a.cfg.Metrics.reconcile("ok")
-	return sortedKeys(set), nil
+	return set, nil
 }
 
 // buildPass builds the agent-wide revision of snap and decides whether it
@@ -162,7 +170,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	a.mu.Lock()
 	a.lbServices = lb
 	a.mu.Unlock()
-	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files)}
+	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files), inputs: inputKeys(rev)}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
 			a.printf("revision held: %s", p.held)
@@ -260,11 +268,16 @@ func (a *Agent) guardEmpty(rev *revision.Revision, snap *sources.Snapshot) strin
 	if a.cfg.AllowEmpty {
 		return ""
 	}
-	managed := map[string]bool{}
-	for _, st := range a.apps {
-		for _, r := range st.Inventory {
-			managed[a.applier.Canonical(r).Key()] = true
+	// Every object the agent manages, keyed as the server keys it; read
+	// only when needed (a new head of many apps keeps most of them).
+	managedObjects := func() map[string]bool {
+		managed := map[string]bool{}
+		for _, st := range a.apps {
+			for _, r := range st.Inventory {
+				managed[a.applier.Canonical(r).Key()] = true
+			}
 		}
+		return managed
 	}
 	where := snap.Path
 	if where == "" {
@@ -276,15 +289,19 @@ func (a *Agent) guardEmpty(rev *revision.Revision, snap *sources.Snapshot) strin
 				snap.Revision.Short(), where)
 		}
 		return fmt.Sprintf("revision %s holds no app under path %q; the %s and %s in force stay (pass --allow-empty to prune them)",
-			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managed), "object"))
+			snap.Revision.Short(), where, plural(len(a.apps), "app"), plural(len(managedObjects()), "object"))
 	}
-	if len(managed) == 0 || !rev.PruneOK() {
+	if !rev.PruneOK() {
 		return ""
 	}
 	for name := range a.apps {
 		if rev.ByName[name] != nil {
 			return "" // an app goes on: an edit inside apps, however large
 		}
+	}
+	managed := managedObjects()
+	if len(managed) == 0 {
+		return ""
 	}
 	for k := range managed {
 		if _, ok := rev.Declared[k]; ok {

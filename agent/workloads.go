@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -224,14 +225,46 @@ func withJustWritten(ctx context.Context, cs appliers.ChangeSet) context.Context
 }
 
 // justWrittenOr returns the object an apply just returned (ctx from
-// withJustWritten), or what get reads.
+// withJustWritten), or what get reads; under withReads, an object read
+// once is not read again.
 func justWrittenOr(ctx context.Context, ref appliers.ObjectRef, get func(context.Context, appliers.ObjectRef) (*unstructured.Unstructured, error)) (*unstructured.Unstructured, error) {
 	if known, ok := ctx.Value(justWrittenKey{}).(map[string]*unstructured.Unstructured); ok {
 		if u, ok := known[ref.Key()]; ok {
 			return u, nil
 		}
 	}
-	return get(ctx, ref)
+	r, _ := ctx.Value(readsKey{}).(*reads)
+	if r != nil {
+		r.mu.Lock()
+		u, ok := r.objs[ref.Key()]
+		r.mu.Unlock()
+		if ok {
+			return u, nil
+		}
+	}
+	u, err := get(ctx, ref)
+	if err == nil && r != nil {
+		r.mu.Lock()
+		r.objs[ref.Key()] = u
+		r.mu.Unlock()
+	}
+	return u, err
+}
+
+// readsKey marks a context carrying the objects read during one phase
+// refresh (reads, by ObjectRef.Key; nil for one found missing): health and
+// the rollout of a Deployment the watch does not hold yet take one read,
+// not two.
+type readsKey struct{}
+
+type reads struct {
+	mu   sync.Mutex
+	objs map[string]*unstructured.Unstructured
+}
+
+// withReads returns ctx carrying an empty set of reads.
+func withReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readsKey{}, &reads{objs: map[string]*unstructured.Unstructured{}})
 }
 
 // justWritten is a health.Getter that answers from the objects an apply

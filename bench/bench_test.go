@@ -61,12 +61,14 @@ const (
 //   - the floor: client-go server-side apply in this process, a dry run of
 //     every object, then the apply of every object, 16 requests in flight;
 //   - gitpace run --once at its default flags on the same 200 apps, from a
-//     bare repository as a file:// URL: cold, and no-op in a fresh process;
-//     then gitpace run polling every second: the requests of ten polls once
-//     it settled (idle);
-//   - 1,000 apps: gitpace run --once cold; then gitpace run on the bare
-//     repository's path (watched with fsnotify): its start (a no-op of 1,000
-//     apps in a fresh process), ten seconds idle, and a push changing one
+//     bare repository as a file:// URL: cold; then, once every rollout
+//     finished, gitpace run polling every second: the requests of ten polls
+//     once it settled (idle); then, that agent stopped, a no-op in a fresh
+//     process (an agent restart);
+//   - 1,000 apps: gitpace run --once cold; then, once every Deployment
+//     rolled out, gitpace run on the bare repository's path (watched with
+//     fsnotify): its start (a no-op of 1,000 apps in a fresh process, which
+//     records the rollouts run --once left in flight as Synced), ten seconds idle, and a push changing one
 //     app's ConfigMap: push → first write of the app's objects, and every
 //     object read or written meanwhile.
 //
@@ -214,11 +216,11 @@ func (h *harness) gitpace200() {
 		return h.run("gitpace run --once (cold)", h.gitpace, once...)
 	})
 	h.checkApplied(ns, *appsFlag)
-	h.measure("gitpace-noop", "gitpace run --once", fmt.Sprintf("%d apps no-op, fresh process", *appsFlag), stateNS, func() (time.Duration, *proc) {
-		return h.run("gitpace run --once (no-op)", h.gitpace, once...)
-	})
+	h.waitRolledOut(ns)
 
-	// Idle: a running agent polling the file:// remote every second.
+	// Idle: a running agent polling the file:// remote every second. It
+	// settles first: its first pass records the rollouts that run --once
+	// left in flight, finished since (Progressing, now Synced).
 	args := append([]string{"run", "--interval", idleInterval.String(), "--listen", ""}, once[2:]...)
 	p := startProc(h.b, "gitpace run (idle)", h.env, h.gitpace, args...)
 	h.settle(p, "gitpace run (idle)", p.start)
@@ -228,6 +230,12 @@ func (h *harness) gitpace200() {
 	})
 	p.stop(h.b)
 	r.rss = p.peakRSS()
+
+	// No-op: that agent restarted (a fresh process), nothing changed since
+	// it stopped: objects equal to git, every state as it recorded it.
+	h.measure("gitpace-noop", "gitpace run --once", fmt.Sprintf("%d apps no-op, fresh process (agent restart)", *appsFlag), stateNS, func() (time.Duration, *proc) {
+		return h.run("gitpace run --once (no-op)", h.gitpace, once...)
+	})
 	h.deleteNamespaces(ns, stateNS)
 }
 
@@ -241,6 +249,10 @@ func (h *harness) gitpace1000() {
 		return h.run("gitpace run --once (1000 cold)", h.gitpace, "run", "--once", "--repo", "file://"+bare, "--path", "apps", "--state-namespace", stateNS)
 	})
 	h.checkApplied(ns, *bigAppsFlag)
+	// The running agent's start records the rollouts run --once left in
+	// flight; once they finished, so that idle and the change that follow
+	// measure an agent with nothing else to do.
+	h.waitRolledOut(ns)
 
 	// The same agent identity (a path and its file:// URL are one), now
 	// running on the path: read in place, refs watched with fsnotify.
@@ -599,6 +611,39 @@ func (h *harness) checkApplied(ns string, n int) {
 		if count[kind] != n {
 			h.b.Fatalf("namespace %s holds %d %s named app-*, want %d", ns, count[kind], kind, n)
 		}
+	}
+}
+
+// waitRolledOut waits (up to 10 minutes, then notes it) until every
+// Deployment in namespace ns has rolled out: its status observed its
+// generation and all its replicas are updated and available.
+func (h *harness) waitRolledOut(ns string) {
+	ctx := context.Background()
+	start := time.Now()
+	for {
+		list, err := h.cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			h.b.Fatal(err)
+		}
+		pending := 0
+		for _, d := range list.Items {
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			if s := d.Status; s.ObservedGeneration < d.Generation || s.UpdatedReplicas != want || s.AvailableReplicas != want {
+				pending++
+			}
+		}
+		if pending == 0 {
+			h.progress("every Deployment of %s rolled out (%s)", ns, time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > 10*time.Minute {
+			h.notes = append(h.notes, fmt.Sprintf("%d Deployments of %s not rolled out within 10 minutes", pending, ns))
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

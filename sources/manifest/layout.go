@@ -21,6 +21,7 @@ type layout struct {
 	charts   map[string]bool              // dirs holding Chart.yaml
 	kusts    map[string]bool              // dirs holding a kustomization file
 	others   map[string][]string          // dir -> files gitpace reads in no way (README.md, x.jsonnet, ...)
+	docs     *docCache                    // YAML documents converted by recent Loads (nil: none)
 }
 
 func newLayout(snap *sources.Snapshot) *layout {
@@ -121,7 +122,7 @@ func (l *layout) loadApp(a *appDir, render func() rendered) App {
 	}
 	var results []parsed
 	for _, name := range files {
-		results = append(results, parseFile(l.repoPath(name), l.snap.Files[name]))
+		results = append(results, parseFile(l.repoPath(name), l.snap.Files[name], l.docs))
 	}
 	if a.kind != Plain && a.err == nil {
 		r := render()

@@ -159,6 +159,8 @@ func (l *Loader) Load(snap *sources.Snapshot) []App {
 		cfg = nil
 	}
 	lay := newLayout(snap)
+	l.docs.rotate()
+	lay.docs = l.docs
 	dirs := lay.discover(cfg)
 	l.mu.Lock()
 	l.loads++

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -29,7 +30,8 @@ type parsed struct {
 // The file is first decoded to UTF-8 as kubectl decodes it (see package
 // textenc: UTF-8 with or without a byte order mark, UTF-16 with one); a file
 // that cannot be decoded yields one ErrEncoding error and nothing else.
-func parseFile(file string, raw []byte) parsed {
+// docs, when not nil, answers for YAML documents converted before.
+func parseFile(file string, raw []byte, docs *docCache) parsed {
 	var p parsed
 	data, _, err := textenc.ToUTF8(raw)
 	if err != nil {
@@ -46,7 +48,7 @@ func parseFile(file string, raw []byte) parsed {
 		return p
 	}
 	for i, d := range splitYAML(data) {
-		p.parseYAMLDoc(file, i, d)
+		p.parseYAMLDoc(file, i, d, docs)
 	}
 	return p
 }
@@ -67,15 +69,16 @@ func (p *parsed) parseJSON(file string, data []byte) {
 	p.addDocument(file, 0, 1, data, nil)
 }
 
-func (p *parsed) parseYAMLDoc(file string, index int, d document) {
-	if n := textenc.YAMLDocuments(d.data); n > 1 {
+func (p *parsed) parseYAMLDoc(file string, index int, d document, docs *docCache) {
+	c := docs.convert(d.data)
+	if n := c.docs; n > 1 {
 		// splitYAML cuts where the YAML spec puts document markers; this
 		// guards against reading only the first of several documents.
 		p.errs = append(p.errs, &Error{File: file, Line: d.firstContentLine(),
 			Err: fmt.Errorf("%w: %d YAML documents where gitpace found one; put each \"---\" at the start of its own line", ErrSyntax, n)})
 		return
 	}
-	j, err := yaml.YAMLToJSONStrict(d.data)
+	j, err := c.json, c.err
 	if err != nil {
 		p.errs = append(p.errs, yamlError(file, d.line, err))
 		return
@@ -250,4 +253,68 @@ func marker(line []byte) ([]byte, bool) {
 		return nil, false // "----", "...foo": not a marker
 	}
 	return bytes.TrimLeft(rest, " \t"), true
+}
+
+// docCache keeps the conversion of the YAML documents of recent Loads (how
+// many documents textenc finds in the text, and its JSON or error), by the
+// document's text: a Load of a revision that changes one file of many
+// converts that file's documents alone (YAML parsing is most of the load
+// of plain apps). It holds the documents of the last two Loads (rotate).
+// A nil *docCache converts every document.
+type docCache struct {
+	mu        sync.Mutex
+	cur, prev map[string]docJSON
+}
+
+// docJSON is one YAML document converted: docs is textenc.YAMLDocuments
+// of its text; json and err are yaml.YAMLToJSONStrict's (unset when docs
+// is more than 1). json is shared: read it only.
+type docJSON struct {
+	docs int
+	json []byte
+	err  error
+}
+
+func newDocCache() *docCache {
+	return &docCache{cur: map[string]docJSON{}, prev: map[string]docJSON{}}
+}
+
+// rotate starts a Load: the documents of the Load before the last are
+// forgotten unless this one reads them.
+func (c *docCache) rotate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prev, c.cur = c.cur, map[string]docJSON{}
+}
+
+// convert converts one YAML document's text, or answers from the cache.
+func (c *docCache) convert(data []byte) docJSON {
+	if c == nil {
+		return convertDoc(data)
+	}
+	key := string(data)
+	c.mu.Lock()
+	r, ok := c.cur[key]
+	if !ok {
+		if r, ok = c.prev[key]; ok {
+			c.cur[key] = r
+		}
+	}
+	c.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = convertDoc(data)
+	c.mu.Lock()
+	c.cur[key] = r
+	c.mu.Unlock()
+	return r
+}
+
+func convertDoc(data []byte) docJSON {
+	if n := textenc.YAMLDocuments(data); n > 1 {
+		return docJSON{docs: n}
+	}
+	j, err := yaml.YAMLToJSONStrict(data)
+	return docJSON{docs: 1, json: j, err: err}
 }

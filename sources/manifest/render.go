@@ -65,6 +65,8 @@ type Loader struct {
 	cache map[string]*cacheEntry // by cache key
 	// Renders counts renders (cache misses), for tests and benchmarks.
 	renders int
+	// docs are the YAML documents of plain apps converted by recent Loads.
+	docs *docCache
 }
 
 type cacheEntry struct {
@@ -80,7 +82,7 @@ const keepLoads = 4
 // NewLoader returns a Loader. caps, when not nil, is asked on each render
 // of a Helm app for the cluster's capabilities (it should cache them).
 func NewLoader(caps func() *helm.Capabilities) *Loader {
-	return &Loader{caps: caps, cache: map[string]*cacheEntry{}}
+	return &Loader{caps: caps, cache: map[string]*cacheEntry{}, docs: newDocCache()}
 }
 
 // Renders returns how many renders the Loader ran (renders its cache did
