@@ -145,6 +145,9 @@ type Agent struct {
 	// other apps; under mu.
 	views        map[string]orderView
 	orderWaiting map[string]bool
+	// inForce caches the objects of each waiting app's revision in force
+	// (keepInForce); under mu.
+	inForce map[string]inForceObjs
 }
 
 // New checks cfg and connects the clients; it makes no request.
@@ -212,7 +215,7 @@ func New(cfg Config) (*Agent, error) {
 		outLines: map[string]string{},
 		rollouts: map[string]appliers.DeploymentRollout{}, deadlines: map[string]string{},
 		failNotes: map[string]failNote{}, revertErrs: map[string]string{}, notes: map[string]string{},
-		views: map[string]orderView{}, orderWaiting: map[string]bool{},
+		views: map[string]orderView{}, orderWaiting: map[string]bool{}, inForce: map[string]inForceObjs{},
 	}
 	// An object deleted behind git's back (or by a prune) queues its app:
 	// a diff re-creates what git still declares.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/revision"
@@ -51,7 +55,8 @@ func (v orderView) describe() string {
 	switch {
 	case v.phase == "":
 		return "not applied yet"
-	case v.reason != "":
+	case v.reason != "" && (v.phase == state.Failed || v.health == health.Degraded):
+		// Only a failure's reason: another state's is stale as soon as it moves.
 		return fmt.Sprintf("%s/%s: %s", v.phase, orNone(string(v.health)), firstLine(v.reason))
 	default:
 		return fmt.Sprintf("%s/%s", v.phase, orNone(string(v.health)))
@@ -85,18 +90,22 @@ func (r viewReader) of(app string) orderView {
 
 // orderPlan is the order between the apps of one pass.
 type orderPlan struct {
-	// cycles: the dependsOn cycle each app on one is part of.
+	// cycles: the dependsOn cycle each app on one is part of, or the
+	// cycle its dependsOn makes with the waves.
 	cycles map[string]string
-	// members are the revision's apps of each wave, sorted.
+	// members are the revision's apps of each wave, and the agent's apps
+	// that left git whose names the wave matches (removed), sorted.
 	members [][]string
+	removed map[string]bool
 	// promoted are the approvals of PROMOTE-WAVES; promoteErr its error.
 	promoted   sources.WavePromotions
 	promoteErr error
 }
 
-// newOrderPlan computes the order of rev's apps under cfg.
-func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string][]byte) *orderPlan {
-	o := &orderPlan{}
+// newOrderPlan computes the order of rev's apps under cfg; known are the
+// agent's apps (those that left git are pruned in their wave).
+func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string][]byte, known []string) *orderPlan {
+	o := &orderPlan{removed: map[string]bool{}}
 	names := make([]string, 0, len(rev.Apps))
 	for _, b := range rev.Apps {
 		names = append(names, b.Name())
@@ -109,14 +118,53 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 				o.members[k] = append(o.members[k], n)
 			}
 		}
+		for _, n := range known {
+			if k := cfg.WaveOf(n); k >= 0 && rev.ByName[n] == nil {
+				o.members[k] = append(o.members[k], n)
+				o.removed[n] = true
+			}
+		}
 		for _, m := range o.members {
 			sort.Strings(m)
 		}
+		o.waveCycles(cfg, names)
 	}
 	if data, ok := files[sources.WavePromoteFile]; ok {
 		o.promoted, o.promoteErr = sources.ParseWavePromotions(data)
 	}
 	return o
+}
+
+// waveCycles adds to o.cycles the apps whose dependsOn conflicts with the
+// waves: an app of wave k waits for every app of the waves before it, so
+// a dependsOn on an app of a later wave (directly or through other apps)
+// would wait forever. One node per wave stands for its apps.
+func (o *orderPlan) waveCycles(cfg *policies.Config, names []string) {
+	node := func(k int) string { return fmt.Sprintf("\x00wave %d", k+1) }
+	all := append([]string(nil), names...)
+	for k := range cfg.Waves {
+		all = append(all, node(k))
+	}
+	deps := func(n string) []string {
+		if k, ok := strings.CutPrefix(n, "\x00wave "); ok {
+			var i int
+			fmt.Sscan(k, &i)
+			return o.members[i-1]
+		}
+		out := cfg.DependsOn(n)
+		if k := cfg.WaveOf(n); k > 0 {
+			out = append(out[:len(out):len(out)], node(k-1))
+		}
+		return out
+	}
+	for app, c := range policies.DependencyCycles(all, deps) {
+		if strings.HasPrefix(app, "\x00") {
+			continue
+		}
+		if _, ok := o.cycles[app]; !ok {
+			o.cycles[app] = strings.ReplaceAll(c, "\x00", "") + " (dependsOn against the order of the waves)"
+		}
+	}
 }
 
 // waveRollout names the rollout of wave k (0-based) of pass p: its apps
@@ -125,48 +173,76 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 func waveRollout(p *pass, k int) string {
 	h := sha256.New()
 	for _, m := range p.order.members[k] {
-		fmt.Fprintf(h, "%s\x00%s\x00", m, p.rev.ByName[m].ContentHash)
+		fmt.Fprintf(h, "%s\x00%s\x00", m, p.newest(m))
 	}
 	return fmt.Sprintf("w%d-%s", k+1, hex.EncodeToString(h.Sum(nil)[:4]))
 }
 
-// orderWait is the cycle error of app, or why its new revision (content
-// hash) must wait for other apps, with the time to look again (zero: when
-// another app's state changes, or orderRetry). It also sets st.Wave.
-func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why string, at time.Time) {
-	app := st.Name
+// newest is the content app has in pass p: "" for an app that left git
+// (its newest revision is its removal).
+func (p *pass) newest(app string) string {
+	if b := p.rev.ByName[app]; b != nil {
+		return b.ContentHash
+	}
+	return ""
+}
+
+// orderCycle is the error of an app on a dependsOn cycle (or one its
+// dependsOn makes with the waves), nil for the others.
+func orderCycle(p *pass, app string) error {
 	if c, ok := p.order.cycles[app]; ok {
-		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c), "", time.Time{}
+		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c)
+	}
+	return nil
+}
+
+// orderWait says why app's new revision (its removal when it left git)
+// must wait for other apps, with the time to look again (zero: when
+// another app's state changes, or orderRetry); "" when it may go. A
+// rollback (rollback set: the content matches an earlier revision of the
+// app) is not held by waves, as windows do not hold it: a revert must not
+// queue behind the waves it reverts. It also sets st.Wave.NextAt.
+func (a *Agent) orderWait(p *pass, st *state.App, rollback bool) (why string, at time.Time) {
+	app := st.Name
+	if st.Wave != nil {
+		st.Wave.NextAt = nil
 	}
 	views := viewReader{a}
 	for _, dep := range p.cfg.DependsOn(app) {
+		if p.order.removed[app] {
+			break // a removal waits for no dependency
+		}
 		b := p.rev.ByName[dep]
 		switch {
 		case b == nil:
-			return nil, fmt.Sprintf("app %s, which it dependsOn, is not in revision %s", dep, p.snap.Revision.Short()), time.Time{}
+			return fmt.Sprintf("app %s, which it dependsOn, is not in revision %s", dep, p.snap.Revision.Short()), time.Time{}
 		case b.Err != nil || b.Transient != nil:
-			return nil, fmt.Sprintf("app %s, which it dependsOn, has an invalid revision %s", dep, p.snap.Revision.Short()), time.Time{}
+			return fmt.Sprintf("app %s, which it dependsOn, has an invalid revision %s", dep, p.snap.Revision.Short()), time.Time{}
+		case views.of(dep).hash != b.ContentHash:
+			return fmt.Sprintf("app %s, which it dependsOn, has not applied revision %s yet (%s)", dep, p.snap.Revision.Short(), views.of(dep).describe()), time.Time{}
 		case !views.of(dep).readyFor(b.ContentHash):
-			return nil, fmt.Sprintf("app %s, which it dependsOn, is not Healthy at revision %s yet (%s)", dep, p.snap.Revision.Short(), views.of(dep).describe()), time.Time{}
+			return fmt.Sprintf("app %s, which it dependsOn, is not Healthy at revision %s yet (%s)", dep, p.snap.Revision.Short(), views.of(dep).describe()), time.Time{}
 		}
 	}
 	k := p.cfg.WaveOf(app)
-	if k < 0 {
-		return nil, "", time.Time{}
+	if k < 0 || rollback {
+		return "", time.Time{}
 	}
 	waves := p.cfg.Waves
 	now := a.cfg.Now()
 	for i := 0; i < k; i++ {
 		var done time.Time
 		for _, m := range p.order.members[i] {
-			v, newest := views.of(m), p.rev.ByName[m].ContentHash
+			v, newest := views.of(m), p.newest(m)
 			switch {
+			case p.order.removed[m]:
+				return fmt.Sprintf("wave %d of %d waits for wave %d: app %s, removed from git, is not pruned yet", k+1, len(waves), i+1, m), time.Time{}
 			case v.failedFor(newest):
-				return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, i+1, v.describe()), time.Time{}
+				return fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, i+1, v.describe()), time.Time{}
 			case v.hash != newest:
-				return nil, fmt.Sprintf("wave %d of %d waits for wave %d: app %s has not applied its new revision yet (%s)", k+1, len(waves), i+1, m, v.describe()), time.Time{}
+				return fmt.Sprintf("wave %d of %d waits for wave %d: app %s has not applied its new revision yet (%s)", k+1, len(waves), i+1, m, v.describe()), time.Time{}
 			case !v.readyFor(newest):
-				return nil, fmt.Sprintf("wave %d of %d waits for wave %d: app %s is %s", k+1, len(waves), i+1, m, v.describe()), time.Time{}
+				return fmt.Sprintf("wave %d of %d waits for wave %d: app %s is %s", k+1, len(waves), i+1, m, v.describe()), time.Time{}
 			}
 			if v.ready == newest && v.readyAt.After(done) {
 				done = v.readyAt
@@ -175,19 +251,18 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 		if start := done.Add(waves[i].IntervalDuration()); now.Before(start) {
 			t := start.UTC().Truncate(time.Second) // as state times are written
 			st.Wave.NextAt = &t
-			return nil, fmt.Sprintf("wave %d of %d starts at %s, %s after wave %d was Healthy", k+1, len(waves), t.Format(time.RFC3339), waves[i].Interval, i+1), start
+			return fmt.Sprintf("wave %d of %d starts at %s, %s after wave %d was Healthy", k+1, len(waves), t.Format(time.RFC3339), waves[i].Interval, i+1), start
 		}
 	}
-	st.Wave.NextAt = nil
 	members := p.order.members[k]
 	var pending []string
 	inFlight := 0
 	for _, m := range members {
-		v, newest := views.of(m), p.rev.ByName[m].ContentHash
+		v, newest := views.of(m), p.newest(m)
 		switch {
-		case m != app && v.failedFor(newest):
-			return nil, fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, k+1, v.describe()), time.Time{}
-		case v.hash != newest:
+		case m != app && !p.order.removed[m] && v.failedFor(newest):
+			return fmt.Sprintf("waves stopped: app %s of wave %d failed (%s)", m, k+1, v.describe()), time.Time{}
+		case p.order.removed[m] || v.hash != newest:
 			pending = append(pending, m)
 		case !v.readyFor(newest):
 			inFlight++
@@ -196,19 +271,19 @@ func (a *Agent) orderWait(p *pass, st *state.App, hash string) (cycle error, why
 	if waves[k].Manual {
 		switch {
 		case p.order.promoteErr != nil:
-			return nil, fmt.Sprintf("wave %d of %d is manual, and %s", k+1, len(waves), p.order.promoteErr), time.Time{}
+			return fmt.Sprintf("wave %d of %d is manual, and %s", k+1, len(waves), p.order.promoteErr), time.Time{}
 		case !p.order.promoted.Approves(k+1, st.Wave.Rollout):
-			return nil, fmt.Sprintf("wave %d of %d is manual: waits for `gitpace promote --wave %d` (rollout %s)", k+1, len(waves), k+1, st.Wave.Rollout), time.Time{}
+			return fmt.Sprintf("wave %d of %d is manual: waits for `gitpace promote --wave %d` (rollout %s)", k+1, len(waves), k+1, st.Wave.Rollout), time.Time{}
 		}
 	}
 	limit := waves[k].Limit(len(members))
 	for i, m := range pending {
 		if m == app && i+inFlight >= limit {
 			// A stable text: the app's state is not rewritten as others move.
-			return nil, fmt.Sprintf("wave %d of %d rolls out %s at once (maxApps): waits for a slot", k+1, len(waves), plural(limit, "app")), time.Time{}
+			return fmt.Sprintf("wave %d of %d rolls out %s at once (maxApps): waits for a slot", k+1, len(waves), plural(limit, "app")), time.Time{}
 		}
 	}
-	return nil, "", time.Time{}
+	return "", time.Time{}
 }
 
 // setWave records app's wave in its state (nil when no wave matches it).
@@ -222,10 +297,7 @@ func (a *Agent) setWave(p *pass, st *state.App) {
 	if w.Manual {
 		w.Rollout = waveRollout(p, k)
 	}
-	if st.Wave != nil {
-		w.NextAt = st.Wave.NextAt
-	}
-	st.Wave = w
+	st.Wave = w // NextAt: set by orderWait while the app waits for an interval
 }
 
 // orderRetry is how often a revision waiting for other apps is looked at
@@ -266,4 +338,83 @@ func (a *Agent) markOrderWaiting(app string, waits bool) {
 	} else {
 		delete(a.orderWaiting, app)
 	}
+}
+
+// appNames are the names of the agent's apps (those with state).
+func (a *Agent) appNames() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return sortedKeys(a.apps)
+}
+
+// keepInForce corrects drift of the revision in force while the app's new
+// revision waits for other apps (drift correction never waits): the
+// objects applied at st.Applied are diffed, cache-fed by their
+// fingerprints, and what differs (an edit, a deletion by hand) is applied
+// again. It returns only transient errors; a revision in force that
+// cannot be read again is logged and left.
+func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
+	if st.Applied == nil || len(st.Inventory) == 0 {
+		return nil
+	}
+	objs, err := a.inForceObjects(ctx, st)
+	if err != nil {
+		a.cfg.Log.Warn("reading the revision in force to correct drift", "app", st.Name, "commit", st.Applied.Short(), "err", err)
+		return nil
+	}
+	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(st.Fingerprints))
+	if err == nil && diff.Changed() {
+		var applied appliers.ChangeSet
+		applied, err = a.applier.Apply(ctx, objs, diff)
+		var drifted []string
+		for _, c := range applied {
+			a.expect(c.Ref, c.Generation)
+			if c.Fingerprint != "" {
+				if st.Fingerprints == nil {
+					st.Fingerprints = map[string]string{}
+				}
+				st.Fingerprints[c.Ref.Key()] = c.Fingerprint
+			}
+			if c.Action == appliers.Configured || c.Action == appliers.Created || c.Action == appliers.Recreated {
+				drifted = append(drifted, c.Ref.String())
+			}
+		}
+		if len(drifted) > 0 {
+			a.printf("app %s: drift: %s differed from revision %s, in force while the new one waits; re-applied (%s)",
+				st.Name, strings.Join(drifted, ", "), st.Applied.Short(), applied.Summary())
+		}
+	}
+	if err != nil {
+		if isTransient(err) {
+			return err
+		}
+		a.cfg.Log.Warn("correcting drift of the revision in force", "app", st.Name, "commit", st.Applied.Short(), "err", err)
+	}
+	return nil
+}
+
+// inForceObjects are the app's objects at the revision in force, as
+// applied, deep copies; read from git once per revision in force.
+func (a *Agent) inForceObjects(ctx context.Context, st *state.App) ([]*unstructured.Unstructured, error) {
+	key := st.Applied.Commit + "/" + st.ContentHash
+	a.mu.Lock()
+	c, ok := a.inForce[st.Name]
+	a.mu.Unlock()
+	if !ok || c.key != key {
+		objs, err := a.previousObjects(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		c = inForceObjs{key: key, objs: objs}
+		a.mu.Lock()
+		a.inForce[st.Name] = c
+		a.mu.Unlock()
+	}
+	return deepCopies(c.objs), nil
+}
+
+// inForceObjs caches an app's objects at its revision in force.
+type inForceObjs struct {
+	key  string
+	objs []*unstructured.Unstructured
 }

@@ -258,6 +258,21 @@ func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) er
 		if st == nil || !p.rev.PruneOK() {
 			return nil // what the invalid apps declare is unknown: prune nothing yet
 		}
+		if p.order.removed[app] {
+			// An app that left git and that a wave matches is pruned in
+			// its wave: after the waves before it, with its maxApps, and
+			// for a manual wave once promoted.
+			a.setWave(p, st)
+			why, at := a.orderWait(p, st, false)
+			a.markOrderWaiting(app, why != "")
+			if why != "" {
+				now := a.cfg.Now()
+				if at.IsZero() {
+					at = now.Add(orderRetry)
+				}
+				return a.wait(ctx, st, p.snap.Revision, "removal "+why, &peerWait{why: why}, max(at.Sub(now), 10*time.Millisecond))
+			}
+		}
 		return a.removeApp(ctx, p.rev, st)
 	}
 	// The pass is shared by every sync of the app until the next one:

@@ -170,7 +170,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	a.mu.Lock()
 	a.lbServices = lb
 	a.mu.Unlock()
-	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files), inputs: inputKeys(rev)}
+	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files, a.appNames()), inputs: inputKeys(rev)}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
 			a.printf("revision held: %s", p.held)
@@ -375,6 +375,10 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if b.Err != nil {
 		return a.reject(ctx, st, in.rev, b.Err)
 	}
+	if err := orderCycle(in.pass, st.Name); err != nil {
+		// Bad gitpace.yaml: reported whether or not the app changed.
+		return a.reject(ctx, st, in.rev, err)
+	}
 	specs, bcsObjs, objs := b.Specs, b.BCSObjects, b.Objects
 	templates := revision.TemplateHashes(objs)
 	for _, s := range specs {
@@ -442,13 +446,17 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	if pending {
 		// Order between apps (gitpace.yaml dependsOn, waves): a new
-		// revision waits for the apps before it; drift correction does not.
-		cycle, why, at := a.orderWait(in.pass, st, hash)
+		// revision waits for the apps before it; drift correction of the
+		// revision in force does not (keepInForce).
+		why, at := a.orderWait(in.pass, st, rollbackTo != nil)
 		a.markOrderWaiting(st.Name, why != "")
-		switch {
-		case cycle != nil:
-			return a.reject(ctx, st, in.rev, cycle)
-		case why != "":
+		if why != "" {
+			if err := a.keepInForce(ctx, st); err != nil {
+				return err
+			}
+			if err := a.refreshHealth(ctx, st); err != nil {
+				return err
+			}
 			if at.IsZero() {
 				at = now.Add(orderRetry)
 			}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
 )
@@ -283,6 +284,15 @@ func TestWaves(t *testing.T) {
 	if st.Wave == nil || st.Wave.Index != 3 || st.Wave.Of != 3 || !st.Wave.Manual || st.Wave.Rollout == "" {
 		t.Fatalf("us-1 wave = %+v", st.Wave)
 	}
+	// Drift correction does not wait: us-1's Deployment deleted by hand
+	// while its new revision waits comes back, at the revision in force.
+	if err := f.kube.AppsV1().Deployments(f.ns).Delete(context.Background(), "us-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("us-1 re-created at v0 while its wave waits", time.Minute, func() bool { return rolledOut(f.deployment("us-1"), imageV0) })
+	if st := f.appState("us-1"); !strings.Contains(st.Reason, "gitpace promote --wave 3") {
+		t.Fatalf("us-1 after the drift: %s %q; want still waiting for the promote", st.Phase, st.Reason)
+	}
 	// A stale approval (another rollout) releases nothing.
 	f.repo.Commit("stale approval", map[string]string{"apps/" + sources.WavePromoteFile: "waves:\n- wave: 3\n  rollout: w3-00000000\n"})
 	f.agent.Trigger()
@@ -298,6 +308,23 @@ func TestWaves(t *testing.T) {
 	}
 	f.agent.Trigger()
 	f.eventually("us-1 rolled out at v1 after promote --wave 3", time.Minute, func() bool { return rolledOut(f.deployment("us-1"), imageV1) })
+
+	// An app that leaves git is pruned in its wave: us-1's removal is a
+	// new rollout of manual wave 3, which waits for its own promote.
+	f.repo.Commit("us-1 leaves git", map[string]string{"apps/us-1/deploy.yaml": gittest.Delete})
+	f.agent.Trigger()
+	f.eventually("the removal of us-1 waits for promote --wave 3", time.Minute, func() bool {
+		st := f.appState("us-1")
+		return st != nil && strings.Contains(st.Reason, "removal wave 3 of 3 is manual")
+	})
+	if f.deployment("us-1") == nil {
+		t.Fatal("us-1 pruned before its manual wave was promoted")
+	}
+	if _, err := sources.PromoteWave(f.repo.Dir, "apps", 3, f.appState("us-1").Wave.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	f.agent.Trigger()
+	f.eventually("us-1 pruned after the promote", time.Minute, func() bool { return f.deployment("us-1") == nil })
 }
 
 // TestWaveFailureStopsAndReverts: waves a then b, onFailure: revert. One

@@ -38,7 +38,10 @@ func mdApp(b *strings.Builder, a *AppPlan, p *Plan) {
 	if a.Paused != "" {
 		fmt.Fprintf(b, "\n> [!NOTE]\n> Paused by %s: nothing rolls until the marker is removed.\n", cell(a.Paused))
 	}
-	if a.Wait != "" {
+	switch {
+	case a.Wait != "" && a.Start.IsZero():
+		fmt.Fprintf(b, "\n> [!NOTE]\n> Waits: %s.\n", cell(a.Wait))
+	case a.Wait != "":
 		fmt.Fprintf(b, "\n> [!NOTE]\n> Held: %s. Earliest apply: %s.\n", cell(a.Wait), when(a.Start, p.Now))
 	}
 	changed, unchanged := changedObjects(a.Changes)

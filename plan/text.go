@@ -43,7 +43,10 @@ func textApp(b *strings.Builder, a *AppPlan, p *Plan) {
 	if a.Paused != "" {
 		fmt.Fprintf(b, "paused by %s: nothing rolls until the marker is removed\n", a.Paused)
 	}
-	if a.Wait != "" {
+	switch {
+	case a.Wait != "" && a.Start.IsZero():
+		fmt.Fprintf(b, "waits: %s\n", a.Wait) // a manual wave: no time to give
+	case a.Wait != "":
 		fmt.Fprintf(b, "held: %s; earliest apply %s\n", a.Wait, when(a.Start, p.Now))
 	}
 	for _, c := range changed {

@@ -152,7 +152,7 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 	cfg := &Config{}
 	strict, err := kjson.UnmarshalStrict(j, cfg, kjson.DisallowUnknownFields, kjson.DisallowDuplicateFields)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", file, textenc.TypeError(err))
 	}
 	var errs []error
 	for _, e := range strict {

@@ -97,7 +97,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{
 			name: "wrong type",
 			yaml: "windows: {}\n",
-			want: []string{`policy/gitpace.yaml:`, `cannot unmarshal`},
+			want: []string{`policy/gitpace.yaml:`, `windows: want a list, got a mapping`},
 		},
 		{
 			name: "bad schedule",

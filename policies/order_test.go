@@ -68,6 +68,9 @@ apps:
 		{"waves:\n- apps: [a]\n  interval: soon\n", "waves[0].interval:"},
 		{"waves:\n- apps: [a]\n  manaul: true\n", `unknown field "waves[0].manaul"`},
 		{"apps:\n- match: web\n  dependsOn: [../db]\n", "apps[0].dependsOn[0]: an app name"},
+		{"waves:\n- apps: [a]\n  interval: 10\n", "waves.interval: want a string, got a number"},
+		{"waves:\n- apps: [a]\n  maxApps: 1.5\n", "waves.maxApps: want a whole number, got number 1.5"},
+		{"waves:\n- apps: [a]\n  manual: yes please\n", "waves.manual: want true or false, got a string"},
 	} {
 		_, err := ParseConfig("gitpace.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -60,7 +60,7 @@ func ParsePromotion(data []byte) (Promotion, error) {
 		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, err)
 	}
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
-		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, err)
+		return Promotion{}, fmt.Errorf("%s: %w", PromoteFile, textenc.TypeError(err))
 	}
 	if err := p.Validate(); err != nil {
 		return Promotion{}, err
@@ -126,7 +126,7 @@ func ParseWavePromotions(data []byte) (WavePromotions, error) {
 		return WavePromotions{}, fmt.Errorf("%s: %w", WavePromoteFile, err)
 	}
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
-		return WavePromotions{}, fmt.Errorf("%s: %w", WavePromoteFile, err)
+		return WavePromotions{}, fmt.Errorf("%s: %w", WavePromoteFile, textenc.TypeError(err))
 	}
 	for i, w := range p.Waves {
 		if w.Wave < 1 {

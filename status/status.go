@@ -260,8 +260,30 @@ type WaveSummary struct {
 	Manual                               bool
 	Apps, Done, Rolling, Waiting, Failed int
 	// Next is when the wave may start at the earliest (the interval of the
-	// wave before it), or what releases it.
+	// wave before it), what releases it, or why the waves stopped.
 	Next string
+	rank int // of Next: the most telling waiting reason of the wave's apps
+}
+
+// waveNext says, from a waiting app's reason, what its wave waits for,
+// ranked: stopped waves first, then a manual wave's promote, a start time,
+// a maxApps slot, the waves before it.
+func waveNext(a App) (string, int) {
+	r := a.Reason
+	switch {
+	case strings.Contains(r, "waves stopped: "):
+		_, after, _ := strings.Cut(r, "waves stopped: ")
+		return "stopped: " + trim(after, 80), 5
+	case a.Wave.Manual && strings.Contains(r, "gitpace promote --wave"):
+		return fmt.Sprintf("gitpace promote --wave %d (rollout %s)", a.Wave.Index, a.Wave.Rollout), 4
+	case a.Wave.NextAt != nil:
+		return "at " + a.Wave.NextAt.Format(time.RFC3339), 3
+	case strings.Contains(r, "(maxApps)"):
+		return "a maxApps slot", 2
+	case strings.Contains(r, " waits for wave "):
+		return "the waves before it to be Healthy", 1
+	}
+	return "", 0
 }
 
 // Waves summarizes apps by agent and wave, in order.
@@ -287,13 +309,8 @@ func Waves(apps []App) []WaveSummary {
 			w.Failed++
 		case waiting:
 			w.Waiting++
-			switch {
-			case a.Wave.NextAt != nil:
-				w.Next = "at " + a.Wave.NextAt.Format(time.RFC3339)
-			case a.Wave.Manual && strings.Contains(a.Reason, "gitpace promote --wave") && w.Next == "":
-				w.Next = fmt.Sprintf("gitpace promote --wave %d (rollout %s)", a.Wave.Index, a.Wave.Rollout)
-			case w.Next == "":
-				w.Next = "when the waves before it are Healthy"
+			if next, rank := waveNext(a); rank > w.rank {
+				w.Next, w.rank = next, rank
 			}
 		case a.Phase == state.Synced && a.Health == health.Healthy:
 			w.Done++

@@ -141,12 +141,12 @@ of --path and commits it. A later commit that changes an app of the wave
 makes a new rollout, which needs a new promote.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if wave != 0 {
+			if wave != 0 || cmd.Flags().Changed("wave") {
 				if len(args) > 0 {
 					return usageErr("promote --wave N takes no APP: it approves every app of the wave")
 				}
-				if wave < 0 {
-					return usageErr("--wave: waves count from 1")
+				if wave < 1 {
+					return usageErr("--wave: waves count from 1, as gitpace.yaml lists them")
 				}
 				if rollout == "" {
 					var err error
@@ -219,13 +219,17 @@ func waveRollout(ctx context.Context, r *readFlags, wave int) (string, error) {
 		return "", err
 	}
 	found := map[string]string{} // agent -> rollout
-	manual := false
+	seen, of := false, 0
 	for _, a := range apps {
-		if a.Wave == nil || a.Wave.Index != wave {
+		if a.Wave == nil {
 			continue
 		}
-		manual = manual || a.Wave.Manual
-		if a.Wave.Rollout != "" {
+		of = max(of, a.Wave.Of)
+		if a.Wave.Index != wave {
+			continue
+		}
+		seen = true
+		if a.Wave.Manual && a.Wave.Rollout != "" {
 			found[a.Agent] = a.Wave.Rollout
 		}
 	}
@@ -236,8 +240,10 @@ func waveRollout(ctx context.Context, r *readFlags, wave int) (string, error) {
 		}
 	case len(found) > 1:
 		return "", usageErr(fmt.Sprintf("wave %d exists for several agents: say which with --agent", wave))
-	case !manual && len(apps) > 0:
-		return "", fmt.Errorf("no app of wave %d is in a manual wave (gitpace status shows the waves)", wave)
+	case seen:
+		return "", fmt.Errorf("wave %d is not manual: it starts by itself once the waves before it are Healthy (gitpace status shows the waves)", wave)
+	case of > 0 && wave > of:
+		return "", fmt.Errorf("wave %d does not exist: gitpace.yaml has %d waves", wave, of)
 	}
 	return "", fmt.Errorf("no app of wave %d found in namespace %s (gitpace status shows the waves)", wave, r.stateNS)
 }
