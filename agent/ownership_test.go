@@ -672,3 +672,42 @@ func TestNamespaceTerminatingIsAWait(t *testing.T) {
 		t.Fatal("namespace not re-created")
 	}
 }
+
+// TestPruneHeldWhileAnotherAppInvalid: while app b's revision is invalid,
+// nothing is pruned (what b declares is unknown), and app a, which dropped
+// a ConfigMap, says so in its state and status instead of staying silent;
+// once b is fixed, a's ConfigMap is pruned and the note goes.
+func TestPruneHeldWhileAnotherAppInvalid(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cm := func(name string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  k: v\n"
+	}
+	f.repo.Commit("a and b", map[string]string{"apps/a/a1.yaml": cm("a1"), "apps/a/a2.yaml": cm("a2"), "apps/b/b.yaml": cm("b")})
+	f.build(nil)
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.Commit("a drops a2; b broken", map[string]string{"apps/a/a2.yaml": gittest.Delete, "apps/b/b.yaml": "kind: [ConfigMap\n"})
+	_ = f.agent.ReconcileOnce(ctx)
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "a2", metav1.GetOptions{}); err != nil {
+		t.Fatalf("a2 pruned while b's revision is invalid: %v", err)
+	}
+	want := "1 object not pruned while app b has an invalid revision"
+	if st := f.appState("a"); !strings.Contains(st.PruneHeld, want) {
+		t.Errorf("a's pruneHeld = %q, want %q", st.PruneHeld, want)
+	}
+	if !strings.Contains(f.out.String(), "app a: "+want) {
+		t.Errorf("no line says the prune is held:\n%s", f.out.String())
+	}
+	f.repo.Commit("b fixed", map[string]string{"apps/b/b.yaml": cm("b")})
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "a2", metav1.GetOptions{}); err == nil {
+		t.Error("a2 not pruned once b was fixed")
+	}
+	if st := f.appState("a"); st.PruneHeld != "" || len(st.Inventory) != 1 {
+		t.Errorf("a after the fix: pruneHeld %q, inventory %v", st.PruneHeld, st.Inventory)
+	}
+}

@@ -432,7 +432,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if !pending {
 		a.markOrderWaiting(st.Name, false)
 	}
-	if !pending && !in.force {
+	if !pending && !in.force && (st.PruneHeld == "" || !in.revision.PruneOK()) {
+		// (An app whose prune was held goes on to prune once every app's
+		// revision is valid again.)
 		if err := a.refreshPhase(ctx, st); err != nil {
 			return err
 		}
@@ -515,7 +517,16 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	}
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(revision.Refs(objs), revision.PacedRefs(specs)...)
-	pruned, pruneErr := a.prune(ctx, in.revision, st, revision.Stale(a.canonical(st.Inventory), inventory))
+	stale := revision.Stale(a.canonical(st.Inventory), inventory)
+	pruneHeld := ""
+	if len(stale) > 0 && !in.revision.PruneOK() {
+		pruneHeld = fmt.Sprintf("%s not pruned while %s an invalid revision (what it declares is unknown)",
+			plural(len(stale), "object"), appList(in.revision.Invalid))
+		if st.PruneHeld != pruneHeld {
+			a.printf("app %s: %s", st.Name, pruneHeld)
+		}
+	}
+	pruned, pruneErr := a.prune(ctx, in.revision, st, stale)
 	if pruneErr != nil || !in.revision.PruneOK() {
 		// The revision is applied and is recorded as such. What could not
 		// be pruned (or, while another app's revision is invalid, was not
@@ -523,7 +534,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		inventory = append(inventory, revision.Stale(revision.Stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
 	refreshErr := a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
-	st.ChangeCauses = causes
+	st.ChangeCauses, st.PruneHeld = causes, pruneHeld
 	if err := a.save(ctx, st); err != nil {
 		return err
 	}
@@ -1018,6 +1029,14 @@ func (a *Agent) prune(ctx context.Context, rev *revision.Revision, st *state.App
 	}
 	a.mu.Unlock()
 	return append(out, cs...), errors.Join(errs...)
+}
+
+// appList is "app b has" or "apps b, c have".
+func appList(apps []string) string {
+	if len(apps) == 1 {
+		return "app " + apps[0] + " has"
+	}
+	return "apps " + strings.Join(apps, ", ") + " have"
 }
 
 func appliedShort(st *state.App) string {

@@ -113,6 +113,9 @@ type App struct {
 	// restarted agent waits what is left of it, no more, no less.
 	ReadyHash string    `json:"readyHash,omitempty"`
 	ReadyAt   time.Time `json:"readyAt,omitempty"`
+	// PruneHeld says what of the app was not pruned while another app's
+	// revision is invalid (nothing is pruned then); "" otherwise.
+	PruneHeld string `json:"pruneHeld,omitempty"`
 	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
 	// matches it.
 	Wave *Wave `json:"wave,omitempty"`

@@ -48,6 +48,9 @@ type App struct {
 	FailingPods []state.PodIssue `json:"failingPods,omitempty"`
 	// BCS are the app's BCS v4 deployments as last stepped by the agent.
 	BCS []paced.Status `json:"bcs,omitempty"`
+	// PruneHeld says what was not pruned while another app's revision is
+	// invalid.
+	PruneHeld string `json:"pruneHeld,omitempty"`
 	// ReadyAt is when the app was first Synced and Healthy at the
 	// revision it runs (a wave's interval counts from its last app's).
 	ReadyAt time.Time `json:"readyAt,omitzero"`
@@ -69,7 +72,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 	for _, st := range all {
 		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
 			Health: st.Health, HealthReason: st.HealthReason,
-			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave, ReadyAt: st.ReadyAt}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave, ReadyAt: st.ReadyAt, PruneHeld: st.PruneHeld}
 		for _, ref := range st.Inventory {
 			if ref.Group == "apps" && (ref.Kind == "StatefulSet" || ref.Kind == "DaemonSet") {
 				r, err := workload(ctx, kube, ref)
@@ -224,6 +227,9 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 			if msg == "" && a.Health != health.Healthy {
 				msg = a.HealthReason
+			}
+			if msg == "" {
+				msg = a.PruneHeld
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, agent, rev, a.Phase, h, trim(author, 30), trim(subject, 40), msg)
 		}
