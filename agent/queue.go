@@ -291,8 +291,12 @@ func (a *Agent) runApps(ctx context.Context, apps []string) error {
 	failed := map[string]error{}
 	// Apps waiting for another app of the revision (peerWait) are run
 	// again once the round that may have brought what they wait for is
-	// over, while rounds make progress.
+	// over, while rounds make progress; waits that settle by themselves (a
+	// CRD just applied becoming served) get a few more rounds, peerRetry
+	// apart.
+	settleRounds := 0
 	for len(apps) > 0 {
+		settling := false
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		var again []string
@@ -311,12 +315,21 @@ func (a *Agent) runApps(ctx context.Context, apps []string) error {
 					failed[app] = o.Err
 				case o.Kind == Waiting && errors.As(o.Err, &pw):
 					again = append(again, app)
+					settling = settling || pw.settles
 				}
 			}()
 		}
 		wg.Wait()
 		if len(again) == len(apps) {
-			break // no app of the round got further: wait for the next pass
+			if !settling || settleRounds >= maxSettleRounds {
+				break // no app of the round got further: wait for the next pass
+			}
+			settleRounds++
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(peerRetry):
+			}
 		}
 		sort.Strings(again)
 		for _, app := range again {
@@ -336,7 +349,12 @@ func (a *Agent) runApps(ctx context.Context, apps []string) error {
 }
 
 // peerWait is why an app waits for another app of the same revision.
-type peerWait struct{ why string }
+// settles: what it waits for comes by itself shortly after the other app
+// applied (a CRD becoming Established and served, a Namespace created).
+type peerWait struct {
+	why     string
+	settles bool
+}
 
 func (p *peerWait) Error() string { return p.why }
 
@@ -405,6 +423,11 @@ func (a *Agent) waitsForPeers(ctx context.Context, in appInput) (string, error) 
 	}
 	return "", nil
 }
+
+// maxSettleRounds bounds the rounds a ReconcileOnce pass gives a wait that
+// settles by itself (10 s at peerRetry): a CRD is served a moment after
+// it is created.
+const maxSettleRounds = 10
 
 // deepCopies copies objs, each deeply.
 func deepCopies(objs []*unstructured.Unstructured) []*unstructured.Unstructured {

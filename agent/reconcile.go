@@ -901,7 +901,7 @@ func (a *Agent) waitFor(ctx context.Context, st *state.App, rev sources.Revision
 // same revision (waitsForPeers); it is tried again in peerRetry, and, in
 // one ReconcileOnce pass, as soon as the other apps' round is over.
 func (a *Agent) waitForPeer(ctx context.Context, st *state.App, rev sources.Revision, why string) error {
-	return a.wait(ctx, st, rev, why, &peerWait{why: why}, peerRetry)
+	return a.wait(ctx, st, rev, why, &peerWait{why: why, settles: true}, peerRetry)
 }
 
 // wait records a waiting revision (OutOfSync, with what it waits for) and
