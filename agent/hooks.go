@@ -331,7 +331,9 @@ func (a *Agent) deleteHook(ctx context.Context, app string, ref appliers.ObjectR
 	}
 	for _, c := range cs {
 		if c.Action == appliers.Skipped {
-			return false, fmt.Errorf("hook %s: the object in the cluster cannot be replaced (%s); gitpace deletes only hook objects it owns", ref, strings.TrimPrefix(c.Reason, "not pruned: "))
+			// The input's fault, not a passing one: the revision is
+			// rejected naming the object (retrying changes nothing).
+			return false, &StalledError{Err: fmt.Errorf("hook %s: the object in the cluster cannot be replaced (%s); gitpace deletes only hook objects it owns", ref, strings.TrimPrefix(c.Reason, "not pruned: "))}
 		}
 	}
 	live, err := a.applier.Get(ctx, ref)

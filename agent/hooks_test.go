@@ -521,3 +521,35 @@ func TestHelmHookFailedPostSync(t *testing.T) {
 		t.Errorf("health %s %q after a successful sync, want Healthy", st.Health, st.HealthReason)
 	}
 }
+
+// TestHelmHookObjectNotOwned: a Job of a PreSync hook's name made by hand
+// (no gitpace owner) is never deleted or replaced: the new revision is
+// rejected naming it (not retried silently as if the API server were
+// down), and the Deployment keeps its image.
+func TestHelmHookObjectNotOwned(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0", migratePol: "hook-succeeded"}))
+	f.run()
+	f.eventually("1.0.0 rolled out and its hooks done", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	f.eventually("the migrate Job deleted (hook-succeeded)", time.Minute, func() bool { return f.job("hooked-migrate") == nil })
+	hand := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "hooked-migrate"}, Spec: batchv1.JobSpec{
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "x", Image: "by-hand:1"}}}}}}
+	if _, err := f.kube.BatchV1().Jobs(f.ns).Create(context.Background(), hand, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// before-hook-creation (the default): the Job of that name must go first.
+	next := f.repo.Commit("hooked 1.0.1", hookedChart(hookedValues{tag: "1.0.1"}))
+	f.agent.Trigger()
+	f.eventually("1.0.1 rejected naming the Job", time.Minute, func() bool {
+		st := f.appState(hookedApp)
+		return st.Rejected != nil && st.Rejected.Revision.Commit == next && st.Phase == state.Failed &&
+			strings.Contains(st.Rejected.Error, "Job/"+f.ns+"/hooked-migrate: the object in the cluster cannot be replaced")
+	})
+	if j := f.job("hooked-migrate"); j == nil || j.Spec.Template.Spec.Containers[0].Image != "by-hand:1" {
+		t.Errorf("the hand-made Job was deleted or replaced: %v", j)
+	}
+	if d := f.deployment(hookedApp); d == nil || d.Spec.Template.Spec.Containers[0].Image != webImage("1.0.0") {
+		t.Errorf("the Deployment left 1.0.0 though the PreSync hook could not run")
+	}
+}
