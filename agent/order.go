@@ -418,3 +418,15 @@ type inForceObjs struct {
 	key  string
 	objs []*unstructured.Unstructured
 }
+
+// returnsTo reports whether content hash is that of an earlier revision in
+// the app's history (a revert of an app without workload templates, which
+// FindRollback cannot match).
+func returnsTo(st *state.App, hash string) bool {
+	for _, e := range st.History {
+		if e.ContentHash == hash {
+			return true
+		}
+	}
+	return false
+}

@@ -450,7 +450,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		// Order between apps (gitpace.yaml dependsOn, waves): a new
 		// revision waits for the apps before it; drift correction of the
 		// revision in force does not (keepInForce).
-		why, at := a.orderWait(in.pass, st, rollbackTo != nil)
+		why, at := a.orderWait(in.pass, st, rollbackTo != nil || returnsTo(st, hash))
 		a.markOrderWaiting(st.Name, why != "")
 		if why != "" {
 			if err := a.keepInForce(ctx, st); err != nil {
@@ -601,7 +601,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		}
 	}
 	if newRevision && (cs.Changed() || rolling || st.Applied == nil || handover != "") {
-		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates}
+		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates, ContentHash: hash}
 		if rolling {
 			e.Outcome = state.RollingOut
 		}

@@ -309,6 +309,12 @@ func TestWaves(t *testing.T) {
 	f.agent.Trigger()
 	f.eventually("us-1 rolled out at v1 after promote --wave 3", time.Minute, func() bool { return rolledOut(f.deployment("us-1"), imageV1) })
 
+	// A return to earlier content (a revert; a Deployment's template
+	// matching revision 1) is not held by its manual wave.
+	f.repo.Commit("revert us-1 to v0", map[string]string{"apps/us-1/deploy.yaml": appDeployment("us-1", imageV0, "1s", false)})
+	f.agent.Trigger()
+	f.eventually("us-1 back at v0 without a promote", time.Minute, func() bool { return rolledOut(f.deployment("us-1"), imageV0) })
+
 	// An app that leaves git is pruned in its wave: us-1's removal is a
 	// new rollout of manual wave 3, which waits for its own promote.
 	f.repo.Commit("us-1 leaves git", map[string]string{"apps/us-1/deploy.yaml": gittest.Delete})
@@ -395,5 +401,51 @@ func TestDependsOnHelmAppWithHooks(t *testing.T) {
 	})
 	if !f.hooksDone(webImage("1.0.0")) {
 		t.Errorf("web applied before the Helm app's rollout and hooks were done")
+	}
+}
+
+// TestWaveRevertOfConfigMapAppNotHeld: an app without workloads (a
+// ConfigMap) in a manual wave: its revert to the content of revision 1 is
+// applied at once, as a rollback, though no template tells it apart.
+func TestWaveRevertOfConfigMapAppNotHeld(t *testing.T) {
+	f := newFixture(t)
+	cm := func(v string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  v: " + v + "\n" }
+	f.repo.Commit("b v0", map[string]string{"apps/gitpace.yaml": "waves:\n- apps: [a]\n- apps: [b]\n  manual: true\n",
+		"apps/a/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "apps/b/cm.yaml": cm("v0")})
+	f.build(nil)
+	ctx := context.Background()
+	_ = f.agent.ReconcileOnce(ctx)
+	if _, err := sources.PromoteWave(f.repo.Dir, "apps", 2, f.appState("b").Wave.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.agent.ReconcileOnce(ctx)
+	data := func() string {
+		c, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "b", metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		return c.Data["v"]
+	}
+	if got := data(); got != "v0" {
+		t.Fatalf("b = %q after the promote, want v0", got)
+	}
+	f.repo.Commit("b v1", map[string]string{"apps/b/cm.yaml": cm("v1")})
+	_ = f.agent.ReconcileOnce(ctx)
+	if got := data(); got != "v0" {
+		t.Fatalf("b = %q before its new rollout was promoted", got)
+	}
+	if _, err := sources.PromoteWave(f.repo.Dir, "apps", 2, f.appState("b").Wave.Rollout); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.agent.ReconcileOnce(ctx)
+	if got := data(); got != "v1" {
+		t.Fatalf("b = %q after the second promote, want v1", got)
+	}
+	f.repo.Commit("Revert \"b v1\"", map[string]string{"apps/b/cm.yaml": cm("v0")})
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatalf("the revert waited: %v", err)
+	}
+	if got := data(); got != "v0" {
+		t.Errorf("b = %q after the revert, want v0 at once", got)
 	}
 }

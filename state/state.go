@@ -226,9 +226,13 @@ type Entry struct {
 	Outcome  Outcome          `json:"outcome"`
 	// RollbackTo is the history number whose templates this revision
 	// restored (a git revert), 0 when it is not a rollback.
-	RollbackTo int               `json:"rollbackTo,omitempty"`
-	Templates  map[string]string `json:"templates,omitempty"`
-	Message    string            `json:"message,omitempty"`
+	RollbackTo int `json:"rollbackTo,omitempty"`
+	// ContentHash is the app's content at this revision (App.ContentHash):
+	// new content equal to an earlier entry's is a return to it (waves
+	// do not hold it, as for a rollback).
+	ContentHash string            `json:"contentHash,omitempty"`
+	Templates   map[string]string `json:"templates,omitempty"`
+	Message     string            `json:"message,omitempty"`
 }
 
 // MaxHistory bounds the stored history per app.

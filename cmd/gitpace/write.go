@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -230,7 +231,13 @@ func waveRollout(ctx context.Context, r *readFlags, wave int) (string, error) {
 		}
 		seen = true
 		if a.Wave.Manual && a.Wave.Rollout != "" {
-			found[a.Agent] = a.Wave.Rollout
+			// The apps that wait for the promote carry the wave's current
+			// rollout; an app the newest commit did not change may still
+			// carry an older one.
+			waiting := strings.Contains(a.Reason, "gitpace promote --wave")
+			if _, ok := found[a.Agent]; !ok || waiting {
+				found[a.Agent] = a.Wave.Rollout
+			}
 		}
 	}
 	switch {
