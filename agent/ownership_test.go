@@ -707,6 +707,9 @@ func TestPruneHeldWhileAnotherAppInvalid(t *testing.T) {
 	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "a2", metav1.GetOptions{}); err == nil {
 		t.Error("a2 not pruned once b was fixed")
 	}
+	if !strings.Contains(f.out.String(), "app a: pruned what earlier revisions dropped, held until now") {
+		t.Errorf("the deferred prune is not said as such:\n%s", f.out.String())
+	}
 	if st := f.appState("a"); st.PruneHeld != "" || len(st.Inventory) != 1 {
 		t.Errorf("a after the fix: pruneHeld %q, inventory %v", st.PruneHeld, st.Inventory)
 	}

@@ -590,6 +590,12 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 				}
 			}
 			what = "drift: " + strings.Join(drifted, ", ") + " differed from git; re-applied"
+			if len(drifted) == 0 {
+				// Only prunes: what an earlier revision dropped and a
+				// pass held (another app's invalid revision, a failed
+				// prune), done now.
+				what = "pruned what earlier revisions dropped, held until now; in force:"
+			}
 		}
 		a.printf("app %s: %s %s (%s)", st.Name, what, rev.Short(), cs.Summary())
 		a.cfg.Log.Info("applied", "app", st.Name, "commit", rev.Short(), "changes", cs.Summary())
