@@ -409,7 +409,9 @@ func TestDependsOnHelmAppWithHooks(t *testing.T) {
 // applied at once, as a rollback, though no template tells it apart.
 func TestWaveRevertOfConfigMapAppNotHeld(t *testing.T) {
 	f := newFixture(t)
-	cm := func(v string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  v: " + v + "\n" }
+	cm := func(v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  v: " + v + "\n"
+	}
 	f.repo.Commit("b v0", map[string]string{"apps/gitpace.yaml": "waves:\n- apps: [a]\n- apps: [b]\n  manual: true\n",
 		"apps/a/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n", "apps/b/cm.yaml": cm("v0")})
 	f.build(nil)
