@@ -110,7 +110,7 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 	for _, b := range rev.Apps {
 		names = append(names, b.Name())
 	}
-	o.cycles = policies.DependencyCycles(names, cfg.DependsOn)
+	o.cycles = cfg.OrderCycles(names)
 	if cfg != nil && len(cfg.Waves) > 0 {
 		o.members = make([][]string, len(cfg.Waves))
 		for _, n := range names {
@@ -127,44 +127,11 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 		for _, m := range o.members {
 			sort.Strings(m)
 		}
-		o.waveCycles(cfg, names)
 	}
 	if data, ok := files[sources.WavePromoteFile]; ok {
 		o.promoted, o.promoteErr = sources.ParseWavePromotions(data)
 	}
 	return o
-}
-
-// waveCycles adds to o.cycles the apps whose dependsOn conflicts with the
-// waves: an app of wave k waits for every app of the waves before it, so
-// a dependsOn on an app of a later wave (directly or through other apps)
-// would wait forever. One node per wave stands for its apps.
-func (o *orderPlan) waveCycles(cfg *policies.Config, names []string) {
-	node := func(k int) string { return fmt.Sprintf("\x00wave %d", k+1) }
-	all := append([]string(nil), names...)
-	for k := range cfg.Waves {
-		all = append(all, node(k))
-	}
-	deps := func(n string) []string {
-		if k, ok := strings.CutPrefix(n, "\x00wave "); ok {
-			var i int
-			fmt.Sscan(k, &i)
-			return o.members[i-1]
-		}
-		out := cfg.DependsOn(n)
-		if k := cfg.WaveOf(n); k > 0 {
-			out = append(out[:len(out):len(out)], node(k-1))
-		}
-		return out
-	}
-	for app, c := range policies.DependencyCycles(all, deps) {
-		if strings.HasPrefix(app, "\x00") {
-			continue
-		}
-		if _, ok := o.cycles[app]; !ok {
-			o.cycles[app] = strings.ReplaceAll(c, "\x00", "") + " (dependsOn against the order of the waves)"
-		}
-	}
 }
 
 // waveRollout names the rollout of wave k (0-based) of pass p: its apps

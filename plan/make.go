@@ -150,6 +150,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 		}
 		p.Apps = append(p.Apps, a)
 	}
+	planOrder(p, m.policy)
 	planWaves(p, m.policy)
 	return p, nil
 }

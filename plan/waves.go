@@ -31,6 +31,40 @@ type WavePlan struct {
 	Note  string    `json:"note,omitempty"`
 }
 
+// planOrder reports what gitpace.yaml's dependsOn does to the revision,
+// as the agent will: an app on a dependsOn cycle, or whose dependsOn runs
+// against the order of the waves, is invalid (the agent rejects it, even
+// when the commit did not change it); an app depending on one the
+// revision does not hold waits.
+func planOrder(p *Plan, cfg *policies.Config) {
+	if cfg == nil {
+		return
+	}
+	names := make([]string, 0, len(p.Apps))
+	have := map[string]bool{}
+	for i := range p.Apps {
+		names = append(names, p.Apps[i].App)
+		have[p.Apps[i].App] = true
+	}
+	cycles := cfg.OrderCycles(names)
+	for i := range p.Apps {
+		a := &p.Apps[i]
+		if c, ok := cycles[a.App]; ok {
+			msg := fmt.Sprintf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c)
+			if a.Error != "" {
+				msg = a.Error + "\n" + msg
+			}
+			a.Error = msg
+			continue
+		}
+		for _, dep := range cfg.DependsOn(a.App) {
+			if !have[dep] && a.Changed() {
+				a.Start, a.Wait = time.Time{}, fmt.Sprintf("app %s, which it dependsOn, is not in the revision", dep)
+			}
+		}
+	}
+}
+
 // planWaves fills p.Waves from cfg and the apps that change, and delays
 // each changed app's Start to its wave's.
 func planWaves(p *Plan, cfg *policies.Config) {

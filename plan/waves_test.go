@@ -58,3 +58,38 @@ func TestPlanWaves(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanOrder: the plan reports a dependsOn cycle (and one against the
+// order of the waves) as invalid apps, exit 1, as the agent rejects them
+// even when the commit did not change them; a missing dependency waits.
+func TestPlanOrder(t *testing.T) {
+	cfg, err := policies.ParseConfig("gitpace.yaml", []byte(`waves:
+- apps: ["x1"]
+- apps: ["x2"]
+apps:
+- match: a
+  dependsOn: [a]
+- match: x1
+  dependsOn: [x2]
+- match: w
+  dependsOn: [nosuch]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := appliers.ChangeSet{{Action: appliers.Configured}}
+	p := &Plan{Apps: []AppPlan{{App: "a"}, {App: "w", Changes: changed}, {App: "x1"}, {App: "x2"}}}
+	planOrder(p, cfg)
+	if e := p.Apps[0].Error; !strings.Contains(e, "dependency cycle a → a") {
+		t.Errorf("a: %q", e)
+	}
+	if e := p.Apps[2].Error; !strings.Contains(e, "dependsOn against the order of the waves") {
+		t.Errorf("x1: %q", e)
+	}
+	if w := p.Apps[1].Wait; !strings.Contains(w, "app nosuch, which it dependsOn, is not in the revision") {
+		t.Errorf("w: wait %q", w)
+	}
+	if p.ExitCode() != 1 {
+		t.Errorf("exit code %d, want 1 (invalid apps)", p.ExitCode())
+	}
+}

@@ -225,3 +225,47 @@ func cyclePath(comp []string, deps func(string) []string) string {
 	}
 	return strings.Join(p, " → ")
 }
+
+// OrderCycles returns, for each of apps that is on a dependsOn cycle or
+// whose dependsOn runs against the order of the waves (an app of wave k
+// waits for every app of the waves before it, so depending, directly or
+// through other apps, on an app of a later wave waits forever), the cycle
+// as text: "a → b → a", or "wave 1 → x1 → x2 → wave 1 (dependsOn against
+// the order of the waves)". c may be nil.
+func (c *Config) OrderCycles(apps []string) map[string]string {
+	out := DependencyCycles(apps, c.DependsOn)
+	if c == nil || len(c.Waves) == 0 {
+		return out
+	}
+	members := make([][]string, len(c.Waves))
+	for _, a := range apps {
+		if k := c.WaveOf(a); k >= 0 {
+			members[k] = append(members[k], a)
+		}
+	}
+	node := func(k int) string { return fmt.Sprintf("\x00wave %d", k+1) }
+	all := append([]string(nil), apps...)
+	for k := range c.Waves {
+		all = append(all, node(k))
+	}
+	deps := func(n string) []string {
+		if k, ok := strings.CutPrefix(n, "\x00wave "); ok {
+			i, _ := strconv.Atoi(k)
+			return members[i-1]
+		}
+		d := c.DependsOn(n)
+		if k := c.WaveOf(n); k > 0 {
+			d = append(d[:len(d):len(d)], node(k-1))
+		}
+		return d
+	}
+	for app, cyc := range DependencyCycles(all, deps) {
+		if strings.HasPrefix(app, "\x00") {
+			continue
+		}
+		if _, ok := out[app]; !ok {
+			out[app] = strings.ReplaceAll(cyc, "\x00", "") + " (dependsOn against the order of the waves)"
+		}
+	}
+	return out
+}
