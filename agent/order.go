@@ -97,6 +97,8 @@ type orderPlan struct {
 	// that left git whose names the wave matches (removed), sorted.
 	members [][]string
 	removed map[string]bool
+	// rollouts are the waves' rollout IDs (waveRollouts).
+	rollouts []string
 	// promoted are the approvals of PROMOTE-WAVES; promoteErr its error.
 	promoted   sources.WavePromotions
 	promoteErr error
@@ -127,6 +129,7 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 		for _, m := range o.members {
 			sort.Strings(m)
 		}
+		o.waveRollouts(rev)
 	}
 	if data, ok := files[sources.WavePromoteFile]; ok {
 		o.promoted, o.promoteErr = sources.ParseWavePromotions(data)
@@ -134,15 +137,23 @@ func newOrderPlan(cfg *policies.Config, rev *revision.Revision, files map[string
 	return o
 }
 
-// waveRollout names the rollout of wave k (0-based) of pass p: its apps
-// at their newest content. It changes whenever a commit changes an app of
-// the wave, so an approval (PROMOTE-WAVES) releases exactly one rollout.
-func waveRollout(p *pass, k int) string {
-	h := sha256.New()
-	for _, m := range p.order.members[k] {
-		fmt.Fprintf(h, "%s\x00%s\x00", m, p.newest(m))
+// waveRollouts names the rollout of each wave: its apps at their newest
+// content (rev; "" for one that left git). It changes whenever a commit
+// changes an app of the wave, so an approval (PROMOTE-WAVES) releases
+// exactly one rollout.
+func (o *orderPlan) waveRollouts(rev *revision.Revision) {
+	o.rollouts = make([]string, len(o.members))
+	for k, ms := range o.members {
+		h := sha256.New()
+		for _, m := range ms {
+			var c string
+			if b := rev.ByName[m]; b != nil {
+				c = b.ContentHash
+			}
+			fmt.Fprintf(h, "%s\x00%s\x00", m, c)
+		}
+		o.rollouts[k] = fmt.Sprintf("w%d-%s", k+1, hex.EncodeToString(h.Sum(nil)[:4]))
 	}
-	return fmt.Sprintf("w%d-%s", k+1, hex.EncodeToString(h.Sum(nil)[:4]))
 }
 
 // newest is the content app has in pass p: "" for an app that left git
@@ -262,7 +273,7 @@ func (a *Agent) setWave(p *pass, st *state.App) {
 	}
 	w := &state.Wave{Index: k + 1, Of: len(p.cfg.Waves), Manual: p.cfg.Waves[k].Manual}
 	if w.Manual {
-		w.Rollout = waveRollout(p, k)
+		w.Rollout = p.order.rollouts[k]
 	}
 	st.Wave = w // NextAt: set by orderWait while the app waits for an interval
 }
