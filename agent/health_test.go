@@ -196,14 +196,8 @@ func testWorkloadRolloutFollowedAndPaused(t *testing.T, kind string) {
 	t.Logf("gitpace status:\n%s", table)
 }
 
-// TestJobHealthyWhenComplete: a Job (its pod completed by kwok's
-// pod-complete stage, the Job controller marking it Complete) leaves the
-// app Progressing on the health axis while it runs (kstatus already says
-// Current then) and Healthy once it has completed, with no commit or
-// resync: the health of a Progressing app is read again by itself.
-func TestJobHealthyWhenComplete(t *testing.T) {
-	f := newFixture(t)
-	job := `apiVersion: batch/v1
+// migrateJob is a Job named migrate whose pod kwok completes after 4 s.
+const migrateJob = `apiVersion: batch/v1
 kind: Job
 metadata:
   name: migrate
@@ -218,7 +212,15 @@ spec:
       - name: migrate
         image: migrate:v1
 `
-	f.repo.Commit("migrate", map[string]string{"apps/db/job.yaml": job})
+
+// TestJobHealthyWhenComplete: a Job (its pod completed by kwok's
+// pod-complete stage, the Job controller marking it Complete) leaves the
+// app Progressing on the health axis while it runs (kstatus already says
+// Current then) and Healthy once it has completed, with no commit or
+// resync: the health of a Progressing app is read again by itself.
+func TestJobHealthyWhenComplete(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("migrate", map[string]string{"apps/db/job.yaml": migrateJob})
 	f.run()
 	f.eventually("health Progressing while the Job runs", time.Minute, func() bool {
 		st := f.appState("db")

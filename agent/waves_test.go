@@ -108,24 +108,9 @@ func (l *deploymentLog) first(cond func(deploymentEvent) bool) (deploymentEvent,
 // Job completed; meanwhile web's status says what it waits for.
 func TestDependsOnJobGatesApp(t *testing.T) {
 	f := newFixture(t)
-	job := `apiVersion: batch/v1
-kind: Job
-metadata:
-  name: migrate
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      annotations: {pod-complete.stage.kwok.x-k8s.io/delay: "4s"}
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: migrate
-        image: migrate:v1
-`
 	f.repo.Commit("db migration and web", map[string]string{
 		"apps/gitpace.yaml":  "apps:\n- match: web\n  dependsOn: [db]\n",
-		"apps/db/job.yaml":   job,
+		"apps/db/job.yaml":   migrateJob,
 		"apps/web/conf.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  mode: new\n",
 	})
 	f.run()
