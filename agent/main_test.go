@@ -154,6 +154,20 @@ func (f *fixture) deployment(name string) *appsv1.Deployment {
 	return d
 }
 
+// settledReplicaSets waits until the Deployment controller has observed
+// Deployment name's current generation (so the ReplicaSet of its current
+// template exists), then lists the ReplicaSets matching selector. A bare
+// list right after an apply races the controller: it may not have created
+// the first ReplicaSet yet.
+func (f *fixture) settledReplicaSets(name, selector string) []appsv1.ReplicaSet {
+	f.t.Helper()
+	f.eventually("the Deployment controller to observe "+name, time.Minute, func() bool {
+		d := f.deployment(name)
+		return d != nil && d.Status.ObservedGeneration >= d.Generation
+	})
+	return f.replicaSets(selector)
+}
+
 func (f *fixture) replicaSets(selector string) []appsv1.ReplicaSet {
 	l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {

@@ -565,7 +565,10 @@ func TestDuplicateAfterNamespaceDefaulting(t *testing.T) {
 	f.repo.Commit("v1", map[string]string{"apps/gateway/gateway.yaml": dep("gw:2.0.0", "") + "---\n" + cr("", "get")})
 	f.build(nil)
 	f.pass(f.agent)
-	rsBefore := rsNames(f.replicaSets("app=gateway"))
+	rsBefore := rsNames(f.settledReplicaSets("gateway", "app=gateway"))
+	if len(rsBefore) != 1 {
+		t.Fatalf("ReplicaSets after the first apply: %v", rsBefore)
+	}
 	f.repo.Commit("hotfix", map[string]string{"apps/gateway/hotfix.yaml": dep("gw:2.0.1-hotfix", f.ns) + "---\n" + cr(f.ns, "list")})
 	for range 3 {
 		f.pass(f.agent)
@@ -584,7 +587,7 @@ func TestDuplicateAfterNamespaceDefaulting(t *testing.T) {
 	if img := f.deployment("gateway").Spec.Template.Spec.Containers[0].Image; img != "gw:2.0.0" {
 		t.Errorf("image %s: the duplicate was applied", img)
 	}
-	if got := rsNames(f.replicaSets("app=gateway")); fmt.Sprint(got) != fmt.Sprint(rsBefore) {
+	if got := rsNames(f.settledReplicaSets("gateway", "app=gateway")); fmt.Sprint(got) != fmt.Sprint(rsBefore) {
 		t.Errorf("ReplicaSets %v, want %v", got, rsBefore)
 	}
 	if r, _ := f.kube.RbacV1().ClusterRoles().Get(ctx, role, metav1.GetOptions{}); r.Rules[0].Verbs[0] != "get" {
