@@ -93,6 +93,7 @@ type rig struct {
 	mu       sync.Mutex
 	timeline []event
 	replicas map[string]int32
+	rsSeen   map[string]string // resourceVersion of each ReplicaSet as the watch last saw it
 	podsOf   map[string]*corev1.Pod
 	maxRS    int
 }
@@ -101,7 +102,7 @@ func newRig(t *testing.T) *rig {
 	t.Helper()
 	cs := testenv.Client(t)
 	ns := testenv.Namespace(t)
-	r := &rig{t: t, cs: cs, ns: ns, wake: make(chan struct{}, 1), replicas: map[string]int32{}, podsOf: map[string]*corev1.Pod{}}
+	r := &rig{t: t, cs: cs, ns: ns, wake: make(chan struct{}, 1), replicas: map[string]int32{}, rsSeen: map[string]string{}, podsOf: map[string]*corev1.Pod{}}
 	r.pods = testenv.WatchPods(t, cs, ns, vocab.LabelDeployment+"=test")
 	ctx, cancel := context.WithCancel(context.Background())
 	rsw, err := cs.AppsV1().ReplicaSets(ns).Watch(ctx, metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"})
@@ -141,6 +142,11 @@ func (r *rig) onRS(ev watch.Event) {
 		return
 	}
 	now, rv := time.Now(), resourceVersion(rs)
+	if ev.Type == watch.Deleted {
+		delete(r.rsSeen, rs.Name)
+	} else {
+		r.rsSeen[rs.Name] = rs.ResourceVersion
+	}
 	switch ev.Type {
 	case watch.Added:
 		r.replicas[rs.Name] = *rs.Spec.Replicas
@@ -192,12 +198,57 @@ func (r *rig) count(app string) event {
 
 // events returns a copy of the timeline in etcd order: the ReplicaSet and
 // pod watches are two streams, so arrival order may interleave them wrongly.
+// It first waits until the watches have caught up (caughtUp).
 func (r *rig) events() []event {
+	r.caughtUp()
 	r.mu.Lock()
 	out := append([]event(nil), r.timeline...)
 	r.mu.Unlock()
 	sort.SliceStable(out, func(i, j int) bool { return out[i].rv < out[j].rv })
 	return out
+}
+
+// caughtUp waits until the rig's watches have delivered every change made
+// so far: until its view of the deployment's ReplicaSets and pods (each
+// one's resourceVersion) is what a fresh list returns. The engine's last
+// write (often the old application's delete) returns before its watch
+// event arrives, so a timeline read at once may lack it; and a check that
+// nothing changed must not read the timeline before a change could show.
+func (r *rig) caughtUp() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"}
+	tick := time.NewTicker(50 * time.Millisecond) // polling the watches' view against a list
+	defer tick.Stop()
+	for {
+		rsl, err := r.cs.AppsV1().ReplicaSets(r.ns).List(ctx, opts)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		pl, err := r.cs.CoreV1().Pods(r.ns).List(ctx, opts)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.mu.Lock()
+		same := len(rsl.Items) == len(r.rsSeen) && len(pl.Items) == len(r.podsOf)
+		for _, rs := range rsl.Items {
+			same = same && r.rsSeen[rs.Name] == rs.ResourceVersion
+		}
+		for _, p := range pl.Items {
+			seen := r.podsOf[p.Name]
+			same = same && seen != nil && seen.ResourceVersion == p.ResourceVersion
+		}
+		r.mu.Unlock()
+		if same {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.t.Fatalf("the rig's watches did not catch up with the cluster in 30s")
+		case <-tick.C:
+		}
+	}
 }
 
 // mark is the cluster's current resourceVersion: events after it have
