@@ -41,13 +41,13 @@ func unconstrained(s string) string { return constraint.ReplaceAllString(s, "") 
 type rsRecorder struct {
 	mu      sync.Mutex
 	steps   map[string][]int32
-	live    map[string]bool
+	live    map[string]string // name: resourceVersion last seen
 	maxLive int
 }
 
 func recordReplicaSets(t *testing.T, f *fixture, deployment string) *rsRecorder {
 	t.Helper()
-	r := &rsRecorder{steps: map[string][]int32{}, live: map[string]bool{}}
+	r := &rsRecorder{steps: map[string][]int32{}, live: map[string]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := f.kube.AppsV1().ReplicaSets(f.ns).Watch(ctx, metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=" + deployment})
 	if err != nil {
@@ -65,7 +65,7 @@ func recordReplicaSets(t *testing.T, f *fixture, deployment string) *rsRecorder 
 			if ev.Type == watch.Deleted {
 				delete(r.live, rs.Name)
 			} else {
-				r.live[rs.Name] = true
+				r.live[rs.Name] = rs.ResourceVersion
 				s := r.steps[rs.Name]
 				if n := *rs.Spec.Replicas; len(s) == 0 || s[len(s)-1] != n {
 					r.steps[rs.Name] = append(s, n)
@@ -79,7 +79,26 @@ func recordReplicaSets(t *testing.T, f *fixture, deployment string) *rsRecorder 
 	return r
 }
 
-func (r *rsRecorder) get() (map[string][]int32, int) {
+// get returns the replica steps by ReplicaSet and the most ReplicaSets
+// seen at once, once the watch has caught up with the cluster: its view
+// of deployment's ReplicaSets (each one's resourceVersion) is what a list
+// returns. A read right after the API showed the rollout done may
+// otherwise lack its last steps (the old application's 0 and delete).
+func (r *rsRecorder) get(f *fixture, deployment string) (map[string][]int32, int) {
+	f.t.Helper()
+	f.eventually("the ReplicaSet watch to catch up", 30*time.Second, func() bool {
+		l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(context.Background(), metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=" + deployment})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		same := len(l.Items) == len(r.live)
+		for _, rs := range l.Items {
+			same = same && r.live[rs.Name] == rs.ResourceVersion
+		}
+		return same
+	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cp := map[string][]int32{}
@@ -153,7 +172,7 @@ func TestBCSSeedThroughGit(t *testing.T) {
 	if maxPods, _ := pw.Extremes(); maxPods != 3 {
 		t.Errorf("at most %d pods at once; CreateFirst with surge 1 should reach 3", maxPods)
 	}
-	steps, maxLive := rec.get()
+	steps, maxLive := rec.get(f, "test")
 	if maxLive > 2 {
 		t.Errorf("%d applications at once, want at most 2", maxLive)
 	}
