@@ -128,7 +128,7 @@ func TestRenameAppHandsOverInPlace(t *testing.T) {
 		t.Fatalf("objects after the first apply: %v", before)
 	}
 	f.eventually("3 pods", time.Minute, func() bool { return len(f.podNames("app=web")) == 3 })
-	pods, rss := f.podNames("app=web"), rsNames(f.replicaSets("app=web"))
+	pods, rss := f.podNames("app=web"), rsNames(f.settledReplicaSets("web", "app=web"))
 
 	for _, step := range []struct{ from, to string }{{"shop-frontend", "storefront"}, {"storefront", "frontend"}} {
 		f.repo.Commit("rename "+step.from+" to "+step.to, map[string]string{
@@ -140,7 +140,9 @@ func TestRenameAppHandsOverInPlace(t *testing.T) {
 		if got := f.podNames("app=web"); fmt.Sprint(got) != fmt.Sprint(pods) {
 			t.Errorf("pods after the rename: %v, want %v", got, pods)
 		}
-		if got := rsNames(f.replicaSets("app=web")); fmt.Sprint(got) != fmt.Sprint(rss) {
+		// Settled: a template the rename changed would show as a new
+		// ReplicaSet only once the Deployment controller observed it.
+		if got := rsNames(f.settledReplicaSets("web", "app=web")); fmt.Sprint(got) != fmt.Sprint(rss) {
 			t.Errorf("ReplicaSets after the rename: %v, want %v", got, rss)
 		}
 		if st := f.appState(step.from); st != nil {
