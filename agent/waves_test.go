@@ -242,8 +242,21 @@ func TestWaves(t *testing.T) {
 		t.Fatal("no event of canary-1 rolled out at v1")
 	}
 	euStart, _ := log.first(func(e deploymentEvent) bool { return strings.HasPrefix(e.name, "eu-") && e.image == imageV1 })
-	if gap := euStart.at.Sub(canaryDone.at); gap < 2500*time.Millisecond {
-		t.Errorf("wave 2 (%s) started %s after canary-1 rolled out; want the 3s interval", euStart.name, gap)
+	// One watch stream, in the server's order: wave 2 came after canary-1's
+	// rollout. The interval is counted from ReadyAt, when the agent saw
+	// canary-1 Synced and Healthy (after the rollout, on this process's
+	// clock): eu's template change was written, and seen here, at least 3s
+	// after it. (Measured from this watch's receipt of the rollout instead,
+	// the gap shrinks by however late that one event was delivered.)
+	canary := f.appState("canary-1")
+	if canary.ReadyHash != canary.ContentHash || canary.ReadyAt.IsZero() {
+		t.Fatalf("canary-1: ready at %s for content %s, want its current content %s", canary.ReadyAt, canary.ReadyHash, canary.ContentHash)
+	}
+	if !euStart.at.After(canaryDone.at) {
+		t.Errorf("wave 2 (%s) started before canary-1 rolled out", euStart.name)
+	}
+	if gap := euStart.at.Sub(canary.ReadyAt); gap < 3*time.Second {
+		t.Errorf("wave 2 (%s) started %s after canary-1 was Synced and Healthy; want the 3s interval", euStart.name, gap)
 	}
 	// maxApps 1: at no point are two eu apps at v1 and not rolled out.
 	rolling := map[string]bool{}
