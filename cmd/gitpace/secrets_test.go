@@ -175,7 +175,9 @@ func TestSecretValuesNeverShown(t *testing.T) {
 	if r := apps["bad"].Reason; !strings.Contains(r, "***") {
 		t.Errorf("app bad's reason shows no redaction (the refusals echo the values): %q", r)
 	}
-	if !strings.Contains(ag.stderr.String(), "echo: "+warnWhenKey+" is ***") {
+	// The warning was logged before the state was saved, but reaches
+	// ag.stderr through a pipe that exec copies in a goroutine of its own.
+	if !untilOutput(actx, 10*time.Second, &ag.stderr, "echo: "+warnWhenKey+" is ***") {
 		t.Errorf("the JSON log has no redacted warning of the admission policy:\n%s", ag.stderr.String())
 	}
 	outputs["/metrics"] = scrape(t, actx, ag)
@@ -427,6 +429,23 @@ func waitApps(t *testing.T, ctx context.Context, kube kubernetes.Interface, stat
 		case <-tick.C:
 		}
 	}
+}
+
+// untilOutput polls out, an agent's output copied from its pipe, until it
+// holds want; false if it does not within d (or ctx ends).
+func untilOutput(ctx context.Context, d time.Duration, out *syncBuffer, want string) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond) // polling the copied output
+	defer tick.Stop()
+	for !strings.Contains(out.String(), want) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 var listenAddr = regexp.MustCompile(`"msg":"serving /metrics[^}]*"addr":"([^"]+)"`)
