@@ -175,6 +175,7 @@ func TestHandEditsUndone(t *testing.T) {
 type replicaLog struct {
 	mu   sync.Mutex
 	seen map[string][]int32
+	rv   map[string]string // resourceVersion of each Deployment as last seen
 }
 
 func watchReplicas(t *testing.T, f *fixture) *replicaLog {
@@ -184,13 +185,14 @@ func watchReplicas(t *testing.T, f *fixture) *replicaLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &replicaLog{seen: map[string][]int32{}}
+	l := &replicaLog{seen: map[string][]int32{}, rv: map[string]string{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ev := range w.ResultChan() {
 			if d, ok := ev.Object.(*appsv1.Deployment); ok && ev.Type != watch.Deleted && d.Spec.Replicas != nil {
 				l.mu.Lock()
+				l.rv[d.Name] = d.ResourceVersion
 				if s := l.seen[d.Name]; len(s) == 0 || s[len(s)-1] != *d.Spec.Replicas {
 					l.seen[d.Name] = append(s, *d.Spec.Replicas)
 				}
@@ -200,6 +202,21 @@ func watchReplicas(t *testing.T, f *fixture) *replicaLog {
 	}()
 	t.Cleanup(func() { w.Stop(); cancel(); <-done })
 	return l
+}
+
+// caughtUp waits until the watch has seen Deployments names as the API
+// server has them now (same resourceVersion): a check that spec.replicas
+// never changed must not read the log before a change could show in it.
+func (l *replicaLog) caughtUp(f *fixture, names ...string) {
+	f.t.Helper()
+	for _, name := range names {
+		f.eventually("the Deployment watch to see "+name+" as it is", 30*time.Second, func() bool {
+			d := f.deployment(name)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return d != nil && l.rv[name] == d.ResourceVersion
+		})
+	}
 }
 
 func (l *replicaLog) of(name string) []int32 {
@@ -270,6 +287,7 @@ func TestHPAOwnsReplicas(t *testing.T) {
 		return rolledOut(f.deployment("indexer"), "registry.example.invalid/indexer:3.0.1")
 	})
 	f.pass(a)
+	seen.caughtUp(f, "indexer", "search")
 	if got := seen.of("indexer"); !slices.Equal(got, []int32{5}) {
 		t.Errorf("indexer spec.replicas went %v, want 5 throughout", got)
 	}
