@@ -166,7 +166,9 @@ func TestTimersFireWithRemoteRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	edge := time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)
-	offset := edge.Add(-8 * time.Second).Sub(time.Now())
+	// 15s before the edge: the first apply and the three polled commits
+	// below must come before it, also on a loaded machine.
+	offset := edge.Add(-15 * time.Second).Sub(time.Now())
 	f.cfg = agent.Config{Source: src, Rest: testenv.Config(t), StateNamespace: f.stateNS, DefaultNamespace: f.ns,
 		Interval: time.Second, Resync: time.Hour, Out: f.out, Log: f.logger(),
 		Now: func() time.Time { return time.Now().Add(offset) }}
