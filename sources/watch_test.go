@@ -24,8 +24,8 @@ func TestWatchLocalCommit(t *testing.T) {
 	select {
 	case <-fired:
 		t.Logf("notified %v after the commit", time.Since(start))
-	case <-time.After(time.Second):
-		t.Fatal("no notification within 1s of a commit")
+	case <-time.After(5 * time.Second): // about 100ms when the machine is idle; 5s leaves room for a loaded one
+		t.Fatal("no notification within 5s of a commit")
 	}
 }
 
