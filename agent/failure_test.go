@@ -95,7 +95,8 @@ func (f *fixture) runStoppable() (stop func()) {
 func TestFailedRolloutHolds(t *testing.T) {
 	f := newFixture(t)
 	f.repo.Commit("v1.1.0", map[string]string{"apps/web/deployment.yaml": seed(t, "test1-1-0.yaml")})
-	f.run()
+	f.build(nil)
+	stop := f.runStoppable()
 	f.eventually("v1.1.0 rolled out", time.Minute, func() bool { return rolledOut(f.deployment("test"), imageV0) })
 
 	c2 := f.repo.Commit("v1.1.1, never Ready", map[string]string{"apps/web/deployment.yaml": neverReady(seed(t, "test1-1-1.yaml"))})
@@ -111,11 +112,15 @@ func TestFailedRolloutHolds(t *testing.T) {
 		t.Errorf("history = %+v, want revision 2 (%s) failed with the pods", st.History, c2[:7])
 	}
 
-	// Hold: a few more watch events and reconciles change nothing.
+	// Hold: more reconciles change nothing. They are made here rather than
+	// waited for (a pause of the running agent proves none happened): it
+	// stops, its work in flight done, and a restarted one makes a full
+	// pass and an idle one.
 	d := f.deployment("test")
-	f.agent.Trigger()
-	hold := time.Now().Add(2 * time.Second)
-	f.eventually("2 s of holding", 10*time.Second, func() bool { return time.Now().After(hold) })
+	stop()
+	f.rebuild()
+	f.pass(f.agent)
+	f.pass(f.agent)
 	if head := f.repo.Head(); head != c2 {
 		t.Errorf("branch head moved to %s under onFailure: hold", head[:7])
 	}
@@ -242,10 +247,14 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 		t.Errorf("state reverts = %+v", st.Reverts)
 	}
 
-	// Further reconciles (the remote is polled every 200 ms) commit nothing.
-	f.agent.Trigger()
-	hold := time.Now().Add(time.Second)
-	f.eventually("1 s of polling", 10*time.Second, func() bool { return time.Now().After(hold) })
+	// Further reconciles commit nothing. They are made here rather than
+	// waited for (a pause of the polling agent proves none happened): it
+	// stops, its work in flight done, and a restarted one on the remote
+	// makes a full pass and another.
+	stop()
+	f.rebuild()
+	f.pass(f.agent)
+	f.pass(f.agent)
 	if r, h := revertsOf(t, remote, c2); len(r) != 1 || h != revert {
 		t.Fatalf("after further reconciles: %d reverts, head %s", len(r), h[:7])
 	}
@@ -253,7 +262,6 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 	// Restart on the working clone (head: the failed revision; it never
 	// fetched the revert): the agent applies it again, it fails again, and
 	// the state says it was reverted once: hold, no second commit.
-	stop()
 	// Another --repo is another agent identity by default; --name keeps
 	// the identity, and with it the app's state.
 	f.cfg.Source, f.cfg.Interval, f.cfg.Name = localSrc, time.Hour, f.agent.Name()
