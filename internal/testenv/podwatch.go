@@ -3,8 +3,11 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,21 +22,27 @@ import (
 // how many are Ready: the two numbers a rolling update bounds.
 //
 // With WatchDeploymentPods it also follows the ReplicaSets of the same
-// selector and records MaxIntended: after every event, the sum over
+// selector, for Intended: the most, at any moment, of the sum over
 // ReplicaSets of min(live pods, spec.replicas). That is the number the
 // Deployment controller bounds by replicas+maxSurge. The raw pod count can
 // exceed it for a moment when the ReplicaSet controller has not yet deleted a
 // pod of a ReplicaSet already scaled down; Kubernetes documents this ("you
 // might notice that there are more Pods than expected during a rollout").
-// The pod watch lagging only lowers the sum (a new pod exists only after its
-// ReplicaSet grew, and that only after the old one shrank); pods of a
-// ReplicaSet the other watch has not seen yet count in full.
+// The two watches are two streams that arrive at their own pace: a
+// ReplicaSet watch behind the pod watch would pair the new pods with the
+// old ReplicaSet's spec from before its scale-down, a sum the cluster never
+// had. So the sum is not taken as events arrive but by replaying both
+// watches' changes in etcd order (resourceVersion), once both have caught
+// up; pods of a ReplicaSet not seen yet count in full.
 type PodWatch struct {
 	mu           sync.Mutex
+	cs           kubernetes.Interface
+	ns, selector string
 	pods         map[string]*corev1.Pod
-	rsSpec       map[types.UID]int32 // nil unless ReplicaSets are watched
+	rsSpec       map[types.UID]int32  // nil unless ReplicaSets are watched
+	rsSeen       map[types.UID]string // each ReplicaSet's resourceVersion, as its watch last saw it
+	changes      []change             // both watches' changes, for Intended (ReplicaSets watched only)
 	MaxTotal     int
-	MaxIntended  int
 	MinReady     int
 	Events       int
 	changed      chan struct{}
@@ -51,7 +60,7 @@ func WatchPods(t testing.TB, cs kubernetes.Interface, ns, selector string) *PodW
 }
 
 // WatchDeploymentPods is WatchPods that also follows the ReplicaSets matching
-// selector, for MaxIntended.
+// selector, for Intended.
 func WatchDeploymentPods(t testing.TB, cs kubernetes.Interface, ns, selector string) *PodWatch {
 	t.Helper()
 	return watchPods(t, cs, ns, selector, true)
@@ -60,7 +69,7 @@ func WatchDeploymentPods(t testing.TB, cs kubernetes.Interface, ns, selector str
 func watchPods(t testing.TB, cs kubernetes.Interface, ns, selector string, withRS bool) *PodWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	pw := &PodWatch{pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	pw := &PodWatch{cs: cs, ns: ns, selector: selector, pods: map[string]*corev1.Pod{}, changed: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	if withRS {
 		rsList, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
@@ -72,9 +81,11 @@ func watchPods(t testing.TB, cs kubernetes.Interface, ns, selector string, withR
 			cancel()
 			t.Fatal(err)
 		}
-		pw.rsSpec = map[types.UID]int32{}
-		for _, rs := range rsList.Items {
-			pw.rsSpec[rs.UID] = specReplicas(&rs)
+		pw.rsSpec, pw.rsSeen = map[types.UID]int32{}, map[types.UID]string{}
+		for i := range rsList.Items {
+			rs := &rsList.Items[i]
+			pw.rsSpec[rs.UID], pw.rsSeen[rs.UID] = specReplicas(rs), rs.ResourceVersion
+			pw.changes = append(pw.changes, change{rs: rs})
 		}
 		pw.rsDone = make(chan struct{})
 		// Started once the pods are loaded, so that no count is recorded
@@ -94,6 +105,9 @@ func watchPods(t testing.TB, cs kubernetes.Interface, ns, selector string, withR
 	pw.mu.Lock()
 	for i := range list.Items {
 		pw.pods[list.Items[i].Name] = &list.Items[i]
+		if withRS {
+			pw.changes = append(pw.changes, change{pod: &list.Items[i]})
+		}
 	}
 	pw.record()
 	pw.mu.Unlock()
@@ -110,6 +124,9 @@ func (pw *PodWatch) loop(w watch.Interface) {
 		} else {
 			pw.pods[pod.Name] = pod
 		}
+		if pw.rsSpec != nil {
+			pw.changes = append(pw.changes, change{pod: pod, deleted: deleted})
+		}
 		pw.Events++
 	})
 }
@@ -119,9 +136,11 @@ func (pw *PodWatch) rsLoop(ctx context.Context, w watch.Interface) {
 	drain(pw, w, func(rs *appsv1.ReplicaSet, deleted bool) {
 		if deleted {
 			delete(pw.rsSpec, rs.UID)
+			delete(pw.rsSeen, rs.UID)
 		} else {
-			pw.rsSpec[rs.UID] = specReplicas(rs)
+			pw.rsSpec[rs.UID], pw.rsSeen[rs.UID] = specReplicas(rs), rs.ResourceVersion
 		}
+		pw.changes = append(pw.changes, change{rs: rs, deleted: deleted})
 	})
 	if ctx.Err() == nil {
 		// Ended before Stop: later counts would miss ReplicaSets.
@@ -163,16 +182,11 @@ func specReplicas(rs *appsv1.ReplicaSet) int32 {
 	return *rs.Spec.Replicas
 }
 
-// record updates the extremes; callers hold mu.
+// record updates the extremes of the pod counts; callers hold mu.
 func (pw *PodWatch) record() {
 	total, ready := pw.counts()
 	if total > pw.MaxTotal {
 		pw.MaxTotal = total
-	}
-	if pw.rsSpec != nil {
-		if n := pw.intended(); n > pw.MaxIntended {
-			pw.MaxIntended = n
-		}
 	}
 	if !pw.startedReady {
 		pw.MinReady, pw.startedReady = ready, true
@@ -250,13 +264,137 @@ func (pw *PodWatch) Until(ctx context.Context, what string, cond func([]corev1.P
 	}
 }
 
-// Intended returns MaxIntended (WatchDeploymentPods only) and the largest raw
-// pod count; err says a watch ended early or failed, so that the counts
-// are incomplete.
+// Intended (WatchDeploymentPods only) returns the most pods the ReplicaSets
+// intended at any moment (see PodWatch) and the largest raw pod count. It
+// first waits, up to 30s, until both watches have caught up: their view of
+// the pods and ReplicaSets (each one's resourceVersion) is what fresh lists
+// return. err says a watch ended early or failed, or did not catch up, so
+// that the counts are incomplete.
 func (pw *PodWatch) Intended() (maxIntended, maxRaw int, err error) {
+	if err := pw.caughtUp(); err != nil {
+		return 0, 0, err
+	}
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	return pw.MaxIntended, pw.MaxTotal, pw.err
+	return replayIntended(pw.changes), pw.MaxTotal, pw.err
+}
+
+// change is one object a watch (or its first list) delivered.
+type change struct {
+	pod     *corev1.Pod
+	rs      *appsv1.ReplicaSet
+	deleted bool
+}
+
+func (c change) resourceVersion() uint64 {
+	var rv string
+	if c.pod != nil {
+		rv = c.pod.ResourceVersion
+	} else {
+		rv = c.rs.ResourceVersion
+	}
+	n, _ := strconv.ParseUint(rv, 10, 64) // etcd's revision: one order across resources
+	return n
+}
+
+// replayIntended applies changes in resourceVersion order and returns the
+// largest intended sum (PodWatch.intended) after any of them.
+func replayIntended(changes []change) int {
+	sorted := append([]change(nil), changes...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].resourceVersion() < sorted[j].resourceVersion() })
+	view := &PodWatch{pods: map[string]*corev1.Pod{}, rsSpec: map[types.UID]int32{}}
+	most := 0
+	for _, c := range sorted {
+		switch {
+		case c.pod != nil && c.deleted:
+			delete(view.pods, c.pod.Name)
+		case c.pod != nil:
+			view.pods[c.pod.Name] = c.pod
+		case c.deleted:
+			delete(view.rsSpec, c.rs.UID)
+		default:
+			view.rsSpec[c.rs.UID] = specReplicas(c.rs)
+		}
+		most = max(most, view.intended())
+	}
+	return most
+}
+
+// caughtUp waits until the watches' view equals fresh lists of the pods
+// and ReplicaSets of the selector.
+func (pw *PodWatch) caughtUp() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var werr error
+	err := CaughtUp(ctx, pw.cs, pw.ns, pw.selector, func(rss []appsv1.ReplicaSet, pods []corev1.Pod) bool {
+		pw.mu.Lock()
+		defer pw.mu.Unlock()
+		if werr = pw.err; werr != nil {
+			return true
+		}
+		return SameVersions(rss, pw.rsSeen, func(rs *appsv1.ReplicaSet) types.UID { return rs.UID }) &&
+			SameVersions(pods, PodVersions(pw.pods), func(p *corev1.Pod) string { return p.Name })
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// PodVersions maps each pod's name to its resourceVersion (for SameVersions).
+func PodVersions(pods map[string]*corev1.Pod) map[string]string {
+	out := make(map[string]string, len(pods))
+	for name, p := range pods {
+		out[name] = p.ResourceVersion
+	}
+	return out
+}
+
+// CaughtUp polls the ReplicaSets and pods of selector in ns until seen
+// holds for the lists: seen compares them with what a watch of the test
+// has delivered, so that a check of what the watch recorded does not read
+// it before the watch's last events arrived (the write that made them
+// returns first). It fails when ctx ends first.
+func CaughtUp(ctx context.Context, cs kubernetes.Interface, ns, selector string, seen func([]appsv1.ReplicaSet, []corev1.Pod) bool) error {
+	opts := metav1.ListOptions{LabelSelector: selector}
+	tick := time.NewTicker(50 * time.Millisecond) // polling the watch's view against a list
+	defer tick.Stop()
+	for {
+		rsl, err := cs.AppsV1().ReplicaSets(ns).List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		pl, err := cs.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if seen(rsl.Items, pl.Items) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the watches of %s in %s did not catch up with the cluster: %w", selector, ns, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// SameVersions reports whether listed, keyed by key, are exactly the
+// objects of seen (key: resourceVersion), each at the same resourceVersion.
+func SameVersions[T any, PT interface {
+	*T
+	GetResourceVersion() string
+}, K comparable](listed []T, seen map[K]string, key func(PT) K) bool {
+	if len(listed) != len(seen) {
+		return false
+	}
+	for i := range listed {
+		o := PT(&listed[i])
+		if v, ok := seen[key(o)]; !ok || v != o.GetResourceVersion() {
+			return false
+		}
+	}
+	return true
 }
 
 // EventCount is the number of pod events seen so far.
