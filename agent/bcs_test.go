@@ -93,11 +93,7 @@ func (r *rsRecorder) get(f *fixture, deployment string) (map[string][]int32, int
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		same := len(l.Items) == len(r.live)
-		for _, rs := range l.Items {
-			same = same && r.live[rs.Name] == rs.ResourceVersion
-		}
-		return same
+		return testenv.SameVersions(l.Items, r.live, func(rs *appsv1.ReplicaSet) string { return rs.Name })
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()

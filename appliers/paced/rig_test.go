@@ -218,36 +218,14 @@ func (r *rig) caughtUp() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := metav1.ListOptions{LabelSelector: vocab.LabelDeployment + "=test"}
-	tick := time.NewTicker(50 * time.Millisecond) // polling the watches' view against a list
-	defer tick.Stop()
-	for {
-		rsl, err := r.cs.AppsV1().ReplicaSets(r.ns).List(ctx, opts)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		pl, err := r.cs.CoreV1().Pods(r.ns).List(ctx, opts)
-		if err != nil {
-			r.t.Fatal(err)
-		}
+	err := testenv.CaughtUp(ctx, r.cs, r.ns, vocab.LabelDeployment+"=test", func(rss []appsv1.ReplicaSet, pods []corev1.Pod) bool {
 		r.mu.Lock()
-		same := len(rsl.Items) == len(r.rsSeen) && len(pl.Items) == len(r.podsOf)
-		for _, rs := range rsl.Items {
-			same = same && r.rsSeen[rs.Name] == rs.ResourceVersion
-		}
-		for _, p := range pl.Items {
-			seen := r.podsOf[p.Name]
-			same = same && seen != nil && seen.ResourceVersion == p.ResourceVersion
-		}
-		r.mu.Unlock()
-		if same {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			r.t.Fatalf("the rig's watches did not catch up with the cluster in 30s")
-		case <-tick.C:
-		}
+		defer r.mu.Unlock()
+		return testenv.SameVersions(rss, r.rsSeen, func(rs *appsv1.ReplicaSet) string { return rs.Name }) &&
+			testenv.SameVersions(pods, testenv.PodVersions(r.podsOf), func(p *corev1.Pod) string { return p.Name })
+	})
+	if err != nil {
+		r.t.Fatal(err)
 	}
 }
 
