@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
@@ -98,8 +99,14 @@ func Client(t testing.TB) kubernetes.Interface {
 	return cs
 }
 
-// Namespace creates a fresh namespace named after the test and deletes it
-// when the test ends.
+// Namespace creates a fresh namespace named after the test, waits until
+// its ServiceAccount "default" exists, and deletes it when the test ends.
+//
+// The serviceaccount controller creates that ServiceAccount shortly after
+// the namespace; until then the ServiceAccount admission plugin refuses
+// pods (it looks the account up 10 times, 100-200ms apart, then fails
+// with "serviceaccount \"default\" not found"), and a controller creating
+// them backs off. A test that creates pods at once would race it.
 func Namespace(t testing.TB) string {
 	t.Helper()
 	cs := Client(t)
@@ -121,7 +128,17 @@ func Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	return name
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := cs.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			return name
+		}
+		if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
+			t.Fatalf("namespace %s: ServiceAccount default: %v", name, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the serviceaccount controller
+	}
 }
 
 // Private starts a control plane of the test's own (for tests that stop and
