@@ -135,9 +135,30 @@ func testWorkloadRolloutFollowedAndPaused(t *testing.T, kind string) {
 	if _, err := sources.Pause(f.repo.Dir, "apps", "db", "check the first v2 pod"); err != nil {
 		t.Fatal(err)
 	}
+	// podsSettled: no pod is being replaced and the status counts the
+	// updated pods there are. A DaemonSet pod deleted for the update just
+	// before OnDelete landed is re-created from the new template (what
+	// OnDelete does for a missing pod), so the frozen count is read only
+	// once no pod is missing or terminating.
+	podsSettled := func(l live) bool {
+		pods, err := f.kube.CoreV1().Pods(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=db"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		updated := int32(0)
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				return false
+			}
+			if p.Spec.Containers[0].Image == "db:v2" {
+				updated++
+			}
+		}
+		return int32(len(pods.Items)) == l.desired && updated == l.updated
+	}
 	f.eventually("app Paused, rollout frozen", 30*time.Second, func() bool {
 		l := read()
-		return f.appState("db").Phase == state.Paused && l.annotated && l.observed
+		return f.appState("db").Phase == state.Paused && l.annotated && l.observed && podsSettled(l)
 	})
 	frozen := read()
 	if frozen.updated == 3 {
