@@ -370,16 +370,16 @@ func (a *Agent) preSyncHooks(ctx context.Context, st *state.App, in appInput, ha
 	}
 	hooks, err := a.hookObjects(st, in.app, helm.PreSync, key)
 	if err != nil {
-		return false, a.rejectOrRetry(ctx, st, in.rev, err)
+		return false, a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, err)
 	}
 	if err := a.hookNamespaces(ctx, st, in, hooks); err != nil {
-		return false, a.rejectOrRetry(ctx, st, in.rev, fmt.Errorf("PreSync hook namespace: %w", err))
+		return false, a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, fmt.Errorf("PreSync hook namespace: %w", err))
 	}
 	r := st.Rejected
 	retry := in.full && r != nil && r.AtApply && r.ContentHash == hash
 	res, err := a.runHooks(ctx, st.Name, hooks, key, retry)
 	if err != nil {
-		return false, a.rejectOrRetry(ctx, st, in.rev, fmt.Errorf("PreSync %w", err))
+		return false, a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, fmt.Errorf("PreSync %w", err))
 	}
 	switch {
 	case res.failed != "":

@@ -32,8 +32,11 @@ type orderView struct {
 	health   health.Health
 	reason   string
 	rejected bool
-	readyAt  time.Time // state.App.ReadyAt, valid for readyHash
-	ready    string    // state.App.ReadyHash
+	// rejectedHash is the content hash of the rejected revision
+	// (state.Rejection.ContentHash): "" when it could not be built.
+	rejectedHash string
+	readyAt      time.Time // state.App.ReadyAt, valid for readyHash
+	ready        string    // state.App.ReadyHash
 }
 
 // readyAt reports whether the app is Synced and Healthy at content hash.
@@ -42,12 +45,16 @@ func (v orderView) readyFor(hash string) bool {
 }
 
 // failedFor reports whether the app's revision of content hash failed: its
-// rollout failed or is Degraded, or the revision was rejected.
+// rollout failed or is Degraded, or that revision was rejected. hash ""
+// is a revision that cannot be built, so any rejection is of it (or is
+// replaced by its own on the app's next pass); a rejection of other
+// content (a commit since fixed it) is not a failure of this one, so that
+// the next good commit goes on in its wave.
 func (v orderView) failedFor(hash string) bool {
-	if v.hash == hash {
-		return v.phase == state.Failed || v.health == health.Degraded
+	if v.rejected && (hash == "" || v.rejectedHash == hash) {
+		return true
 	}
-	return v.rejected
+	return v.hash == hash && (v.phase == state.Failed || v.health == health.Degraded)
 }
 
 // describe says where an app stands, for a waiting reason.
@@ -228,6 +235,11 @@ func (a *Agent) orderWait(p *pass, st *state.App, rollback bool) (why string, at
 		}
 		if start := done.Add(waves[i].IntervalDuration()); now.Before(start) {
 			t := start.UTC().Truncate(time.Second) // as state times are written
+			if i < k-1 {
+				// The interval starts wave i+2, not this one: it still
+				// waits for that wave (and a manual one for its promote).
+				return fmt.Sprintf("wave %d of %d waits for wave %d, which starts at %s, %s after wave %d was Healthy", k+1, len(waves), i+2, t.Format(time.RFC3339), waves[i].Interval, i+1), start
+			}
 			st.Wave.NextAt = &t
 			return fmt.Sprintf("wave %d of %d starts at %s, %s after wave %d was Healthy", k+1, len(waves), t.Format(time.RFC3339), waves[i].Interval, i+1), start
 		}
@@ -290,11 +302,14 @@ func (a *Agent) publishView(st *state.App) {
 	}
 	v := orderView{hash: st.ContentHash, phase: st.Phase, health: st.Health, reason: st.Reason,
 		rejected: st.Rejected != nil, readyAt: st.ReadyAt, ready: st.ReadyHash}
+	if st.Rejected != nil {
+		v.rejectedHash = st.Rejected.ContentHash
+	}
 	a.mu.Lock()
 	old, had := a.views[st.Name]
 	a.views[st.Name] = v
 	var waiting []string
-	if !had || old.hash != v.hash || old.phase != v.phase || old.health != v.health || old.rejected != v.rejected {
+	if !had || old.hash != v.hash || old.phase != v.phase || old.health != v.health || old.rejected != v.rejected || old.rejectedHash != v.rejectedHash {
 		for app := range a.orderWaiting {
 			if app != st.Name {
 				waiting = append(waiting, app)

@@ -373,11 +373,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return b.Transient
 	}
 	if b.Err != nil {
-		return a.reject(ctx, st, in.rev, b.Err)
+		return a.reject(ctx, st, in.rev, "", b.Err)
 	}
 	if err := orderCycle(in.pass, st.Name); err != nil {
 		// Bad gitpace.yaml: reported whether or not the app changed.
-		return a.reject(ctx, st, in.rev, err)
+		return a.reject(ctx, st, in.rev, b.ContentHash, err)
 	}
 	specs, bcsObjs, objs := b.Specs, b.BCSObjects, b.Objects
 	templates := revision.TemplateHashes(objs)
@@ -484,7 +484,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return a.waitForPeer(ctx, st, in.rev, why)
 	}
 	if err != nil {
-		return a.rejectOrRetry(ctx, st, in.rev, err)
+		return a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, err)
 	}
 	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
 		return err // the dry run passed; hooks run, or one failed
@@ -633,8 +633,12 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 
 // reject records a revision that cannot be applied; the previous revision
 // stays in force.
-func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
-	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: appliers.SummarizeError(err), Detail: err.Error()})
+//
+// hash is the revision's content hash ("" when it could not be built); the
+// order between apps reads it (a rejection of content a later commit
+// replaced stops no wave).
+func (a *Agent) reject(ctx context.Context, st *state.App, rev sources.Revision, hash string, err error) error {
+	return a.rejectAs(ctx, st, state.Rejection{Revision: rev, Error: appliers.SummarizeError(err), Detail: err.Error(), ContentHash: hash})
 }
 
 func (a *Agent) rejectAs(ctx context.Context, st *state.App, r state.Rejection) error {
@@ -767,11 +771,11 @@ func (a *Agent) previousObjects(ctx context.Context, st *state.App) ([]*unstruct
 
 // rejectOrRetry rejects the revision for errors in the input, and returns
 // transient errors (network, server unavailable) for the caller to retry.
-func (a *Agent) rejectOrRetry(ctx context.Context, st *state.App, rev sources.Revision, err error) error {
+func (a *Agent) rejectOrRetry(ctx context.Context, st *state.App, rev sources.Revision, hash string, err error) error {
 	if isTransient(err) {
 		return err
 	}
-	return a.reject(ctx, st, rev, err)
+	return a.reject(ctx, st, rev, hash, err)
 }
 
 func (a *Agent) hold(ctx context.Context, st *state.App, rev sources.Revision, h *policies.Held) error {

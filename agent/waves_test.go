@@ -449,3 +449,99 @@ func TestWaveRevertOfConfigMapAppNotHeld(t *testing.T) {
 		t.Errorf("b = %q after the revert, want v0 at once", got)
 	}
 }
+
+// TestWaveGoesOnAfterAFixedRejection: in a maxApps: 1 wave, a broken app
+// stops the wave (as documented); the commit that fixes it rolls the
+// whole wave on. Before, the stale rejection of the broken content still
+// counted as a failure of the fixed content: w-a waited for w-b to
+// succeed, and w-b waited for w-a to take the one slot first.
+func TestWaveGoesOnAfterAFixedRejection(t *testing.T) {
+	f := newFixture(t)
+	cm := func(name, v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  v: " + v + "\n"
+	}
+	apps := []string{"w-a", "w-b", "w-c"}
+	files := map[string]string{"apps/gitpace.yaml": "waves:\n- apps: [\"w-*\"]\n  maxApps: 1\n"}
+	for _, a := range apps {
+		files["apps/"+a+"/cm.yaml"] = cm(a, "v0")
+	}
+	f.repo.Commit("v0", files)
+	f.build(nil)
+	ctx := context.Background()
+	passes := func(n int) {
+		for range n {
+			_ = f.agent.ReconcileOnce(ctx) // waits are errors of a pass; the states say the rest
+		}
+	}
+	passes(4)
+	for _, a := range apps {
+		if got := f.configMapValue(a); got != "v0" {
+			t.Fatalf("%s = %q, want v0", a, got)
+		}
+	}
+	f.repo.Commit("w-b broken", map[string]string{"apps/w-b/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w-b\ndata:\n  v: [v1\n"})
+	passes(2)
+	if st := f.appState("w-b"); st.Rejected == nil {
+		t.Fatalf("w-b: %s %s, want its broken revision rejected", st.Phase, st.Reason)
+	}
+	f.repo.Commit("v1 of w-a and w-c", map[string]string{"apps/w-a/cm.yaml": cm("w-a", "v1"), "apps/w-c/cm.yaml": cm("w-c", "v1")})
+	passes(2)
+	for _, a := range []string{"w-a", "w-c"} {
+		if st := f.appState(a); f.configMapValue(a) != "v0" || !strings.Contains(st.Reason, "waves stopped: app w-b of wave 1") {
+			t.Fatalf("%s = %q (%s), want v0 and stopped by w-b", a, f.configMapValue(a), st.Reason)
+		}
+	}
+	f.repo.Commit("fix w-b", map[string]string{"apps/w-b/cm.yaml": cm("w-b", "v1")})
+	passes(6)
+	for _, a := range apps {
+		if got, st := f.configMapValue(a), f.appState(a); got != "v1" || st.Phase != state.Synced {
+			t.Errorf("%s = %q, %s: %s; want v1 Synced after the fix", a, got, st.Phase, st.Reason)
+		}
+	}
+}
+
+// TestLaterWaveWaitsForTheWaveBefore: during wave 1's interval, wave 2
+// starts at the interval's end, but wave 3 (manual) waits for wave 2 and
+// its promote: it has no start time of its own (before, it showed wave
+// 2's start as its own, and status's NEXT said "at" that time).
+func TestLaterWaveWaitsForTheWaveBefore(t *testing.T) {
+	f := newFixture(t)
+	cm := func(name, v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  v: " + v + "\n"
+	}
+	files := map[string]string{}
+	for _, a := range []string{"a", "b", "c"} {
+		files["apps/"+a+"/cm.yaml"] = cm(a, "v0")
+	}
+	f.repo.Commit("v0", files)
+	f.build(nil)
+	ctx := context.Background()
+	_ = f.agent.ReconcileOnce(ctx)
+	for a := range files {
+		files[a] = strings.Replace(files[a], "v0", "v1", 1)
+	}
+	files["apps/gitpace.yaml"] = "waves:\n- apps: [a]\n  interval: 1h\n- apps: [b]\n- apps: [c]\n  manual: true\n"
+	f.repo.Commit("v1 in waves", files)
+	for range 3 {
+		_ = f.agent.ReconcileOnce(ctx)
+	}
+	if got := f.configMapValue("a"); got != "v1" {
+		t.Fatalf("a = %q, want v1 (wave 1)", got)
+	}
+	b, c := f.appState("b"), f.appState("c")
+	if b.Wave == nil || b.Wave.NextAt == nil || !strings.Contains(b.Reason, "wave 2 of 3 starts at ") {
+		t.Errorf("b: %s (wave %+v), want a start time 1h after wave 1", b.Reason, b.Wave)
+	}
+	if c.Wave == nil || c.Wave.NextAt != nil || !strings.Contains(c.Reason, "wave 3 of 3 waits for wave 2, which starts at ") {
+		t.Errorf("c: %s (wave %+v), want waiting for wave 2, with no start time of its own", c.Reason, c.Wave)
+	}
+	table := f.statusTable()
+	if !strings.Contains(table, "the waves before it to be Healthy") {
+		t.Errorf("status NEXT of wave 3 is not the waves before it:\n%s", table)
+	}
+	for _, v := range []string{f.configMapValue("b"), f.configMapValue("c")} {
+		if v != "v0" {
+			t.Errorf("b or c = %q before their waves", v)
+		}
+	}
+}

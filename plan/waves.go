@@ -73,6 +73,7 @@ func planWaves(p *Plan, cfg *policies.Config) {
 	}
 	changed := make([][]*AppPlan, len(cfg.Waves))
 	matched := make([]int, len(cfg.Waves))
+	invalid := make([]string, len(cfg.Waves)) // the first invalid app of each wave
 	for i := range p.Apps {
 		a := &p.Apps[i]
 		k := cfg.WaveOf(a.App)
@@ -80,18 +81,26 @@ func planWaves(p *Plan, cfg *policies.Config) {
 			continue
 		}
 		matched[k]++
-		if a.Error == "" && a.Changed() {
+		switch {
+		case a.Error != "" && invalid[k] == "":
+			invalid[k] = a.App
+		case a.Error == "" && a.Changed():
 			changed[k] = append(changed[k], a)
 		}
 	}
-	start, note := p.Now, ""
+	start, note, stopped := p.Now, "", false
 	for k := range cfg.Waves {
 		w := &cfg.Waves[k]
 		wp := WavePlan{N: k + 1, MaxApps: w.Limit(matched[k]), Interval: w.Interval, Manual: w.Manual}
 		for _, a := range changed[k] {
 			wp.Apps = append(wp.Apps, a.App)
 		}
-		if w.Manual && len(wp.Apps) > 0 {
+		if invalid[k] != "" && !stopped {
+			// The agent rejects an invalid app, and a rejected app stops
+			// the other apps of its wave and every later wave.
+			start, note, stopped = time.Time{}, fmt.Sprintf("never: waves stopped by app %s of wave %d (invalid)", invalid[k], k+1), true
+		}
+		if w.Manual && len(wp.Apps) > 0 && !stopped {
 			start, note = time.Time{}, fmt.Sprintf("after `gitpace promote --wave %d`", k+1)
 		}
 		wp.Start, wp.Note = start, note
@@ -104,7 +113,7 @@ func planWaves(p *Plan, cfg *policies.Config) {
 			}
 		}
 		p.Waves = append(p.Waves, wp)
-		if len(wp.Apps) > 0 && w.IntervalDuration() > 0 {
+		if len(wp.Apps) > 0 && w.IntervalDuration() > 0 && !stopped {
 			if start.IsZero() {
 				note = fmt.Sprintf("%s, then %s after wave %d is Healthy", note, w.Interval, k+1)
 			} else {

@@ -65,7 +65,7 @@ func TestPlanWaves(t *testing.T) {
 func TestPlanOrder(t *testing.T) {
 	cfg, err := policies.ParseConfig("gitpace.yaml", []byte(`waves:
 - apps: ["x1"]
-- apps: ["x2"]
+- apps: ["x*"]
 apps:
 - match: a
   dependsOn: [a]
@@ -78,8 +78,12 @@ apps:
 		t.Fatal(err)
 	}
 	changed := appliers.ChangeSet{{Action: appliers.Configured}}
-	p := &Plan{Apps: []AppPlan{{App: "a"}, {App: "w", Changes: changed}, {App: "x1"}, {App: "x2"}}}
+	p := &Plan{Apps: []AppPlan{{App: "a"}, {App: "w", Changes: changed}, {App: "x1"}, {App: "x2"}, {App: "x3", Changes: changed}}}
+	for i := range p.Apps {
+		p.Apps[i].Start = p.Now
+	}
 	planOrder(p, cfg)
+	planWaves(p, cfg)
 	if e := p.Apps[0].Error; !strings.Contains(e, "dependency cycle a → a") {
 		t.Errorf("a: %q", e)
 	}
@@ -88,6 +92,13 @@ apps:
 	}
 	if w := p.Apps[1].Wait; !strings.Contains(w, "app nosuch, which it dependsOn, is not in the revision") {
 		t.Errorf("w: wait %q", w)
+	}
+	// x1 is rejected, so the agent stops wave 2: x3 never starts.
+	if w := p.Waves[1]; !w.Start.IsZero() || !strings.Contains(w.Note, "waves stopped by app x1 of wave 1") {
+		t.Errorf("wave 2 = %+v; want stopped by x1", w)
+	}
+	if a := p.Apps[4]; !a.Start.IsZero() || !strings.Contains(a.Wait, "waves stopped by app x1") {
+		t.Errorf("x3 start %s wait %q", a.Start, a.Wait)
 	}
 	if p.ExitCode() != 1 {
 		t.Errorf("exit code %d, want 1 (invalid apps)", p.ExitCode())
