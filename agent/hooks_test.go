@@ -448,17 +448,19 @@ func TestHelmHookRestart(t *testing.T) {
 }
 
 // TestHelmHookPlan: `gitpace plan` of a revision bringing the chart lists
-// its hooks in the order the agent runs them, with weights, templates and
-// delete policies, and applies none.
+// its hooks in the order the agent runs them, named Kind/namespace/name,
+// with weights, templates and delete policies, and applies none.
 func TestHelmHookPlan(t *testing.T) {
 	f := newFixture(t)
 	head := f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
 	f.build(nil)
 	_, out := f.plan(head)
+	// Named Kind/namespace/name as the plan's other objects (the
+	// namespace the agent defaults them to).
 	want := "hooks run with this apply:\n" +
-		"  PreSync ConfigMap/hooked-schema (weight -5, apps/hooked/templates/schema.yaml; delete policy before-hook-creation (default))\n" +
-		"  PreSync Job/hooked-migrate (weight 0, apps/hooked/templates/migrate.yaml; delete policy before-hook-creation (default))\n" +
-		"  PostSync Job/hooked-smoke (weight 0, apps/hooked/templates/smoke.yaml; delete policy hook-succeeded)\n"
+		"  PreSync ConfigMap/" + f.ns + "/hooked-schema (weight -5, apps/hooked/templates/schema.yaml; delete policy before-hook-creation (default))\n" +
+		"  PreSync Job/" + f.ns + "/hooked-migrate (weight 0, apps/hooked/templates/migrate.yaml; delete policy before-hook-creation (default))\n" +
+		"  PostSync Job/" + f.ns + "/hooked-smoke (weight 0, apps/hooked/templates/smoke.yaml; delete policy hook-succeeded)\n"
 	if !strings.Contains(out, want) {
 		t.Errorf("plan does not list the hooks as\n%s", want)
 	}
