@@ -442,19 +442,16 @@ func contentLine(doc string) int {
 // lineFinder tells where a rendered manifest's document starts in its
 // template (docLines), per template.
 type lineFinder struct {
-	rendered, files map[string]string
-	docs            map[string][]docStart
+	rendered map[string]string
+	files    map[string][]byte
+	docs     map[string][]docStart
 }
 
 // newLineFinder finds lines in the rendered templates (keyed as Helm's
 // engine keys them, "chart/templates/x.yaml") of the chart's files (keyed
 // relative to the chart's directory).
 func newLineFinder(rendered map[string]string, files map[string][]byte) *lineFinder {
-	lf := &lineFinder{rendered: rendered, files: map[string]string{}, docs: map[string][]docStart{}}
-	for name, data := range files {
-		lf.files[name] = string(data)
-	}
-	return lf
+	return &lineFinder{rendered: rendered, files: files, docs: map[string][]docStart{}}
 }
 
 // line returns the line of template name (as Helm names it) where
@@ -469,7 +466,7 @@ func (lf *lineFinder) line(name, text string) int {
 		if !ok {
 			return 1
 		}
-		docs = docLines(lf.rendered[name], src)
+		docs = docLines(lf.rendered[name], string(src))
 		lf.docs[name] = docs
 	}
 	for i, d := range docs {
