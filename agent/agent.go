@@ -148,6 +148,8 @@ type Agent struct {
 	// inForce caches the objects of each waiting app's revision in force
 	// (keepInForce); under mu.
 	inForce map[string]inForceObjs
+	// origins: the apps' content by commit, for contentOrigin.
+	origins originCache
 }
 
 // New checks cfg and connects the clients; it makes no request.

@@ -203,8 +203,8 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 	stop := f.runStoppable()
 	f.eventually("v1.1.0 rolled out", time.Minute, func() bool { return rolledOut(f.deployment("test"), imageV0) })
 
-	// Two commits arrive at once: the revision is the head, docs; what it
-	// brought to the app is c2, which is what gets reverted.
+	// Two commits arrive at once: the head, docs, leaves the app as c2 made
+	// it, so the revision is recorded at c2, which is what gets reverted.
 	c2 := f.repo.Commit("v1.1.1, never Ready", map[string]string{"apps/web/deployment.yaml": neverReady(seed(t, "test1-1-1.yaml"))})
 	docs := f.repo.Commit("docs", map[string]string{"README.md": "web runs v1.1.1\n"})
 	if err := pushBare(f.repo.Dir, remote); err != nil {
@@ -237,13 +237,13 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 		return st.Phase == state.Synced && len(st.History) == 3 && st.History[2].Outcome == state.RolledBack
 	})
 	st := f.appState("web")
-	if e := st.History[1]; e.Revision.Commit != docs || e.Outcome != state.FailedOut || !strings.Contains(e.Message, "progress deadline") {
-		t.Errorf("revision 2 = %+v, want %s failed", e, docs[:7])
+	if e := st.History[1]; e.Revision.Commit != c2 || e.Outcome != state.FailedOut || !strings.Contains(e.Message, "progress deadline") {
+		t.Errorf("revision 2 = %+v, want %s failed", e, c2[:7])
 	}
 	if e := st.History[2]; e.Revision.Commit != revert || e.RollbackTo != 1 {
 		t.Errorf("revision 3 = %+v, want the revert %s rolling back to revision 1", e, revert[:7])
 	}
-	if len(st.Reverts) != 1 || st.Reverts[0].Failed != docs || st.Reverts[0].Commit != revert {
+	if len(st.Reverts) != 1 || st.Reverts[0].Failed != c2 || st.Reverts[0].Commit != revert {
 		t.Errorf("state reverts = %+v", st.Reverts)
 	}
 
@@ -269,7 +269,7 @@ func TestFailedRolloutRevertedThroughGit(t *testing.T) {
 	f.runStoppable()
 	f.eventually("failed again, held", time.Minute, func() bool {
 		st := f.appState("web")
-		return st.Phase == state.Failed && st.Applied.Commit == docs && strings.Contains(st.Reason, "reverted by "+revert[:7])
+		return st.Phase == state.Failed && st.Applied.Commit == c2 && strings.Contains(st.Reason, "reverted by "+revert[:7])
 	})
 	if hl := f.repo.Head(); hl != docs {
 		t.Errorf("the restarted agent committed %s in the working clone", hl[:7])

@@ -108,6 +108,7 @@ const (
 type hookObject struct {
 	obj      *unstructured.Unstructured
 	ref      appliers.ObjectRef
+	source   string // "file:line" of the hook's document in the chart
 	weight   int
 	policies []string
 	state    hookState
@@ -142,12 +143,13 @@ func (a *Agent) hookObjects(st *state.App, app *manifest.App, phase helm.Phase, 
 		if ann == nil {
 			ann = map[string]string{}
 		}
-		ann[appliers.SourceAnnotation] = fmt.Sprintf("%s:%d", h.Origin.File, h.Origin.Line)
+		source := fmt.Sprintf("%s:%d", h.Origin.File, h.Origin.Line)
+		ann[appliers.SourceAnnotation] = source
 		ann[HookAnnotation] = string(phase)
 		ann[HookSyncAnnotation] = key
 		c.SetAnnotations(ann)
 		objs = append(objs, c)
-		out = append(out, hookObject{obj: c, weight: h.Weight, policies: h.DeletePolicies})
+		out = append(out, hookObject{obj: c, source: source, weight: h.Weight, policies: h.DeletePolicies})
 	}
 	if len(out) == 0 {
 		return nil, nil
@@ -178,6 +180,20 @@ type hookResult struct {
 	finished []*hookObject
 	failed   string
 	running  string
+	// failedAt is the failed hook's "file:line" (its document in the
+	// chart), as objects' errors name theirs.
+	failedAt string
+}
+
+// failure says why phase failed: "file:line: PreSync hook Job/ns/name
+// failed: reason", the file and line of the hook's document in the chart
+// first, as appliers.ObjectError names an object's.
+func (r hookResult) failure(phase helm.Phase) string {
+	msg := string(phase) + " " + r.failed
+	if r.failedAt != "" {
+		msg = r.failedAt + ": " + msg
+	}
+	return msg
 }
 
 // runHooks runs one phase's hooks (see the file's doc), applying what the
@@ -209,6 +225,7 @@ func (a *Agent) runHooks(ctx context.Context, app string, hooks []hookObject, ke
 				res.finished = append(res.finished, h)
 				if res.failed == "" {
 					res.failed = fmt.Sprintf("hook %s failed: %s", h.ref, h.message)
+					res.failedAt = h.source
 				}
 			case hookRunning:
 				if res.running == "" {
@@ -384,7 +401,7 @@ func (a *Agent) preSyncHooks(ctx context.Context, st *state.App, in appInput, ha
 	switch {
 	case res.failed != "":
 		a.cleanupHooks(ctx, st.Name, res.finished)
-		msg := "PreSync " + res.failed
+		msg := res.failure(helm.PreSync)
 		return false, a.rejectAs(ctx, st, state.Rejection{Revision: in.rev, Error: msg, AtApply: true, ContentHash: hash})
 	case res.running != "":
 		what := "PreSync " + res.running
@@ -460,7 +477,7 @@ func (a *Agent) postSyncHooks(ctx context.Context, st *state.App, phase state.Ph
 		}
 		h.PostSync = state.HookSucceeded
 		if res.failed != "" {
-			h.PostSync, h.Reason = state.HookFailed, "PostSync "+res.failed
+			h.PostSync, h.Reason = state.HookFailed, res.failure(helm.PostSync)
 			a.printf("app %s: %s", st.Name, h.Reason)
 		} else if len(hooks) > 0 {
 			a.printf("app %s: PostSync hooks succeeded (%s)", st.Name, hookNames(hooks))

@@ -399,6 +399,31 @@ func TestHelmHookFailedPreSync(t *testing.T) {
 	}
 }
 
+// TestHelmHookFailureNamesItsDocument: a PreSync Job that fails in the
+// second document of templates/hooks.yaml is named at that document's
+// line, file:line first as objects' errors are, not at the file's first
+// line.
+func TestHelmHookFailureNamesItsDocument(t *testing.T) {
+	f := newFixture(t)
+	files := hookedChart(hookedValues{tag: "1.0.0", failMigrate: true})
+	schema, migrate := files["apps/hooked/templates/schema.yaml"], files["apps/hooked/templates/migrate.yaml"]
+	delete(files, "apps/hooked/templates/schema.yaml")
+	delete(files, "apps/hooked/templates/migrate.yaml")
+	files["apps/hooked/templates/hooks.yaml"] = schema + "---\n" + migrate
+	c1 := f.repo.Commit("hooked 1.0.0, failing migration in the 2nd document of hooks.yaml", files)
+	f.run()
+	var st *state.App
+	f.eventually("1.0.0 rejected", time.Minute, func() bool {
+		st = f.appState(hookedApp)
+		return st != nil && st.Rejected != nil && st.Rejected.Revision.Commit == c1
+	})
+	line := strings.Count(schema, "\n") + 2 // after the schema ConfigMap and "---"
+	want := fmt.Sprintf("apps/hooked/templates/hooks.yaml:%d: PreSync hook Job/%s/hooked-migrate failed: DeadlineExceeded", line, f.ns)
+	if !strings.Contains(st.Rejected.Error, want) || !strings.Contains(st.Reason, want) {
+		t.Fatalf("rejection %q, reason %q; want them naming %q", st.Rejected.Error, st.Reason, want)
+	}
+}
+
 // TestHelmHookRestart: an agent stopped while a PreSync Job runs, and a
 // new one started, waits for the same Job (not re-created, and the
 // Deployment not applied before it completed), then runs PostSync; a
@@ -448,17 +473,19 @@ func TestHelmHookRestart(t *testing.T) {
 }
 
 // TestHelmHookPlan: `gitpace plan` of a revision bringing the chart lists
-// its hooks in the order the agent runs them, with weights, templates and
-// delete policies, and applies none.
+// its hooks in the order the agent runs them, named Kind/namespace/name,
+// with weights, templates and delete policies, and applies none.
 func TestHelmHookPlan(t *testing.T) {
 	f := newFixture(t)
 	head := f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
 	f.build(nil)
 	_, out := f.plan(head)
+	// Named Kind/namespace/name as the plan's other objects (the
+	// namespace the agent defaults them to).
 	want := "hooks run with this apply:\n" +
-		"  PreSync ConfigMap/hooked-schema (weight -5, apps/hooked/templates/schema.yaml; delete policy before-hook-creation (default))\n" +
-		"  PreSync Job/hooked-migrate (weight 0, apps/hooked/templates/migrate.yaml; delete policy before-hook-creation (default))\n" +
-		"  PostSync Job/hooked-smoke (weight 0, apps/hooked/templates/smoke.yaml; delete policy hook-succeeded)\n"
+		"  PreSync ConfigMap/" + f.ns + "/hooked-schema (weight -5, apps/hooked/templates/schema.yaml; delete policy before-hook-creation (default))\n" +
+		"  PreSync Job/" + f.ns + "/hooked-migrate (weight 0, apps/hooked/templates/migrate.yaml; delete policy before-hook-creation (default))\n" +
+		"  PostSync Job/" + f.ns + "/hooked-smoke (weight 0, apps/hooked/templates/smoke.yaml; delete policy hook-succeeded)\n"
 	if !strings.Contains(out, want) {
 		t.Errorf("plan does not list the hooks as\n%s", want)
 	}

@@ -170,6 +170,7 @@ func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, e
 	a.mu.Lock()
 	a.lbServices = lb
 	a.mu.Unlock()
+	a.origins.note(snap.Revision.Commit, rev)
 	p := &pass{snap: snap, rev: rev, cfg: cfg, gates: gates, order: newOrderPlan(cfg, rev, snap.Files, a.appNames()), inputs: inputKeys(rev)}
 	if p.held = a.guardEmpty(rev, snap); p.held != "" {
 		if a.emptyHeld != p.held {
@@ -471,7 +472,20 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	case why != "":
 		return a.waitForPeer(ctx, st, in.rev, why)
 	}
-	causes := revision.Stamp(st, a.cfg.Name, in.app.Name, in.rev, objs, templates)
+	// Recorded at the commit that made the content (origin.go), or at the
+	// revision in force when the content is the same (a resync, a restart).
+	rev := in.rev
+	switch {
+	case hash != st.ContentHash:
+		inForce := ""
+		if st.Applied != nil {
+			inForce = st.Applied.Commit
+		}
+		rev = a.contentOrigin(ctx, in.pass, in.app.Name, hash, inForce)
+	case st.Applied != nil:
+		rev = *st.Applied
+	}
+	causes := revision.Stamp(st, a.cfg.Name, in.app.Name, rev, objs, templates)
 	fps := st.Fingerprints
 	if in.force && !in.full {
 		fps = nil // a drift mark: the watch saw a change the cache may not have yet
@@ -533,13 +547,13 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		// tried) stays in the inventory, so that a later pass prunes it.
 		inventory = append(inventory, revision.Stale(revision.Stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
-	refreshErr := a.record(ctx, st, in.rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
+	refreshErr := a.record(ctx, st, rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
 	st.ChangeCauses, st.PruneHeld = causes, pruneHeld
 	if err := a.save(ctx, st); err != nil {
 		return err
 	}
 	if pruneErr != nil {
-		return fmt.Errorf("revision %s applied, but pruning failed: %w", in.rev.Short(), pruneErr)
+		return fmt.Errorf("revision %s applied, but pruning failed: %w", rev.Short(), pruneErr)
 	}
 	return refreshErr
 }
@@ -556,7 +570,9 @@ func settledRefs(cs appliers.ChangeSet) []appliers.ObjectRef {
 }
 
 // record updates the app's state after a successful apply and prints what
-// happened. Its error is refreshPhase's: the revision is recorded anyway.
+// happened. rev is the revision recorded: the commit that made the content
+// (contentOrigin), the revision in force when the content is unchanged.
+// Its error is refreshPhase's: the revision is recorded anyway.
 func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision, hash string,
 	inventory []appliers.ObjectRef, templates map[string]string, rollbackTo *state.Entry, cs appliers.ChangeSet, takenFrom map[string][]string) error {
 	handedTo := map[string][]string{}

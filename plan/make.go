@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -133,7 +134,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), kube: kube}
+	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), kube: kube, prepare: c.Applier.Prepare}
 	p := &Plan{Revision: d.Revision, Now: m.now, Warning: d.Warning}
 	if m.policy, err = policies.ConfigFromFiles(snap.Files); err != nil {
 		p.Error = err.Error()
@@ -160,6 +161,9 @@ type maker struct {
 	now    time.Time
 	policy *policies.Config // nil when gitpace.yaml is invalid
 	kube   kubernetes.Interface
+	// prepare defaults namespaces as the agent does before it applies an
+	// object (appliers.Applier.Prepare).
+	prepare func([]*unstructured.Unstructured) error
 }
 
 // app plans one app; app is nil when the app left git (its objects are
@@ -195,9 +199,11 @@ func (m *maker) app(ctx context.Context, d revision.AppDiff, app *manifest.App) 
 			}
 			a.Rollouts = append(a.Rollouts, r)
 		}
-		for _, h := range app.Hooks {
-			a.Hooks = append(a.Hooks, hookLine(h))
+		hooks, err := m.hooks(app)
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
+		a.Hooks = hooks
 		if app.Pause != nil {
 			a.Paused = app.Pause.Path
 			if app.Pause.Reason != "" {
@@ -230,13 +236,38 @@ func (m *maker) bcs(ctx context.Context, d *bcs.Deployment, w *Windows) (Rollout
 	return bcsRollout(d, rss.Items, m.now, w), nil
 }
 
-// hookLine describes a Helm hook for the plan: "PreSync Job/web-migrate
-// (weight 0, apps/web/templates/migrate.yaml; delete policy hook-succeeded)".
-func hookLine(h manifest.Hook) string {
-	name := h.Object.GetKind() + "/" + h.Object.GetName()
-	if ns := h.Object.GetNamespace(); ns != "" {
-		name = h.Object.GetKind() + "/" + ns + "/" + h.Object.GetName()
+// hooks describes app's Helm hooks (hookLine), named as the agent names
+// them once it prepared them for applying (agent/hooks.go): their
+// namespaces defaulted. An error is the agent's too (it rejects the
+// revision); the hooks are then named as written.
+func (m *maker) hooks(app *manifest.App) ([]string, error) {
+	if len(app.Hooks) == 0 {
+		return nil, nil
 	}
+	objs := make([]*unstructured.Unstructured, len(app.Hooks))
+	for i, h := range app.Hooks {
+		objs[i] = h.Object.DeepCopy()
+	}
+	var err error
+	if err = m.prepare(objs); err != nil {
+		err = fmt.Errorf("hook: %w", err)
+		for i, h := range app.Hooks {
+			objs[i] = h.Object
+		}
+	}
+	out := make([]string, len(app.Hooks))
+	for i, h := range app.Hooks {
+		out[i] = hookLine(h, objs[i])
+	}
+	return out, err
+}
+
+// hookLine describes Helm hook h, prepared as obj, for the plan:
+// "PreSync Job/web/web-migrate (weight 0, apps/web/templates/migrate.yaml;
+// delete policy hook-succeeded)", the object named Kind/namespace/name as
+// in the plan's changes.
+func hookLine(h manifest.Hook, obj *unstructured.Unstructured) string {
+	name := appliers.RefOf(obj).String()
 	policy := "before-hook-creation (default)"
 	if len(h.DeletePolicies) > 0 {
 		policy = strings.Join(h.DeletePolicies, ", ")

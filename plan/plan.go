@@ -43,7 +43,8 @@ type AppPlan struct {
 	Paused string `json:"paused,omitempty"`
 	// Hooks are the app's Helm hooks, as the agent runs them around the
 	// apply of changed content (agent/hooks.go): PreSync then PostSync, each
-	// by weight, e.g. "PreSync Job/web-migrate (weight 0, apps/web/templates/migrate.yaml)".
+	// by weight, e.g. "PreSync Job/web/web-migrate (weight 0, apps/web/templates/migrate.yaml;
+	// delete policy hook-succeeded)", named Kind/namespace/name.
 	Hooks []string `json:"hooks,omitempty"`
 }
 

@@ -165,6 +165,13 @@ func (s *GitSource) SnapshotAt(ctx context.Context, rev string) (*Snapshot, erro
 	return s.snapshotOf(c)
 }
 
+// SnapshotOf returns the files under Path in commit c, a commit object of
+// this source (from Commit, or a parent of one): no ref is resolved and
+// nothing is fetched.
+func (s *GitSource) SnapshotOf(c *object.Commit) (*Snapshot, error) {
+	return s.snapshotOf(c)
+}
+
 // Log returns up to n revisions of the branch, newest first (by committer
 // time); n <= 0 means the whole history.
 func (s *GitSource) Log(ctx context.Context, n int) ([]Revision, error) {

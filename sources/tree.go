@@ -284,6 +284,9 @@ func readBlob(b object.Blob) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// RevisionOf summarises a commit as a Snapshot's Revision.
+func RevisionOf(c *object.Commit) Revision { return revisionOf(c) }
+
 // revisionOf summarises a commit.
 func revisionOf(c *object.Commit) Revision {
 	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")

@@ -69,7 +69,9 @@ type App struct {
 	// Agent is the identity of the agent that reconciles the app (gitpace
 	// run --name); "" for state written before agents had identities.
 	Agent string `json:"agent,omitempty"`
-	// Applied is the revision whose objects are in force.
+	// Applied is the revision whose objects are in force: the commit that
+	// made that content (agent/origin.go), not a later one that left it as
+	// it is.
 	Applied *sources.Revision `json:"applied,omitempty"`
 	// ContentHash is the hash of the app's files at Applied; a newer commit
 	// that leaves them unchanged needs no apply.

@@ -55,8 +55,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"unicode"
 
 	"helm.sh/helm/v4/pkg/chart/common"
 	chartutil "helm.sh/helm/v4/pkg/chart/common/util"
@@ -120,6 +123,9 @@ type Object struct {
 	// chart's directory: "templates/deploy.yaml",
 	// "charts/redis/templates/svc.yaml", "crds/widget.yaml".
 	File string
+	// Line is the 1-based line of File where the object's document starts
+	// (see docLines); 1 when it cannot be told.
+	Line int
 	// Hook is set for hooks.
 	Hook *Hook
 }
@@ -198,11 +204,13 @@ func Template(files map[string][]byte, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", chartRel(crd.Filename), err)
 		}
+		starts := docLines(string(crd.File.Data), string(crd.File.Data))
 		for _, o := range objs {
-			res.Objects = append(res.Objects, Object{Object: o, File: chartRel(crd.Filename)})
+			res.Objects = append(res.Objects, Object{Object: o.obj, File: chartRel(crd.Filename), Line: starts[o.doc].line})
 		}
 	}
-	pre, post, err := res.hooks(hooks)
+	lines := newLineFinder(rendered, files)
+	pre, post, err := res.hooks(hooks, lines)
 	if err != nil {
 		return nil, err
 	}
@@ -212,8 +220,9 @@ func Template(files map[string][]byte, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", chartRel(m.Name), err)
 		}
+		line := lines.line(m.Name, m.Content)
 		for _, o := range objs {
-			res.Objects = append(res.Objects, Object{Object: o, File: chartRel(m.Name)})
+			res.Objects = append(res.Objects, Object{Object: o.obj, File: chartRel(m.Name), Line: line})
 		}
 	}
 	res.Objects = append(res.Objects, post...)
@@ -222,7 +231,7 @@ func Template(files map[string][]byte, opts Options) (*Result, error) {
 
 // hooks maps Helm hooks to phases (see the package doc), sorted by weight
 // (then, as Helm, by name) within each phase.
-func (res *Result) hooks(hs []*release.Hook) (pre, post []Object, err error) {
+func (res *Result) hooks(hs []*release.Hook, lines *lineFinder) (pre, post []Object, err error) {
 	sort.SliceStable(hs, func(i, j int) bool {
 		if hs[i].Weight != hs[j].Weight {
 			return hs[i].Weight < hs[j].Weight
@@ -255,8 +264,9 @@ func (res *Result) hooks(hs []*release.Hook) (pre, post []Object, err error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", chartRel(h.Path), err)
 		}
+		line := lines.line(h.Path, h.Manifest)
 		for _, o := range objs {
-			obj := Object{Object: o, File: chartRel(h.Path),
+			obj := Object{Object: o.obj, File: chartRel(h.Path), Line: line,
 				Hook: &Hook{Phase: phase, Events: events, Weight: h.Weight, DeletePolicies: policies}}
 			if phase == PreSync {
 				pre = append(pre, obj)
@@ -327,11 +337,20 @@ func chartRel(name string) string {
 	return name
 }
 
+// decoded is an object of a manifest, and the index of its document among
+// the manifest's non-empty ones (releaseutil.SplitManifests' order).
+type decoded struct {
+	obj map[string]interface{}
+	doc int
+}
+
 // decode splits a rendered manifest into JSON objects; empty documents are
 // dropped. Numbers decode as int64 or float64, as in unstructured objects.
-func decode(data []byte) ([]map[string]interface{}, error) {
-	var out []map[string]interface{}
-	for _, doc := range releaseutil.SplitManifests(string(data)) {
+func decode(data []byte) ([]decoded, error) {
+	var out []decoded
+	docs := releaseutil.SplitManifests(string(data))
+	for i := range len(docs) {
+		doc := docs[fmt.Sprintf("manifest-%d", i)]
 		j, err := yaml.YAMLToJSON([]byte(doc))
 		if err != nil {
 			return nil, err
@@ -343,9 +362,120 @@ func decode(data []byte) ([]map[string]interface{}, error) {
 		if err := utiljson.Unmarshal(j, &m); err != nil {
 			return nil, fmt.Errorf("not an object: %w", err)
 		}
-		out = append(out, m)
+		out = append(out, decoded{obj: m, doc: i})
 	}
 	return out, nil
+}
+
+// docStart is a non-empty document of a file, as
+// releaseutil.SplitManifests cuts it (text trimmed on the left), and the
+// line where it starts.
+type docStart struct {
+	text string
+	line int
+}
+
+// manifestSep is releaseutil.SplitManifests' document separator.
+var manifestSep = regexp.MustCompile(`(?m)^---[ \t]*`)
+
+// docLines cuts rendered, a template file's output, as
+// releaseutil.SplitManifests does and returns its non-empty documents in
+// order, each with the 1-based line of src (the template as written in
+// the chart) where it starts: its first line that is not blank, a comment
+// or a template action alone (manifest.Origin's line). The N-th document of
+// the output (empty ones counted) is taken to be the N-th of the template:
+// when the two counts differ (a range or include that writes separators,
+// a condition around one), every document gets line 1, the file's start.
+// For a file that is not templated (crds/), src is rendered.
+func docLines(rendered, src string) []docStart {
+	var out []docStart
+	docs := manifestSep.Split(strings.TrimLeftFunc(rendered, unicode.IsSpace), -1)
+	srcLines := docFirstLines(src)
+	for i, d := range docs {
+		if strings.TrimSpace(d) == "" {
+			continue
+		}
+		line := 1
+		if len(srcLines) == len(docs) {
+			line = srcLines[i]
+		}
+		out = append(out, docStart{text: strings.TrimLeftFunc(d, unicode.IsSpace), line: line})
+	}
+	return out
+}
+
+// docFirstLines returns, for every document of src cut at manifestSep
+// (empty ones included), the 1-based line where it starts (see docLines).
+func docFirstLines(src string) []int {
+	trimmed := strings.TrimLeftFunc(src, unicode.IsSpace)
+	base := 1 + strings.Count(src[:len(src)-len(trimmed)], "\n")
+	bounds := manifestSep.FindAllStringIndex(trimmed, -1)
+	var out []int
+	start := 0
+	for i := 0; i <= len(bounds); i++ {
+		end := len(trimmed)
+		if i < len(bounds) {
+			end = bounds[i][0]
+		}
+		out = append(out, base+strings.Count(trimmed[:start], "\n")+contentLine(trimmed[start:end]))
+		if i < len(bounds) {
+			start = bounds[i][1]
+		}
+	}
+	return out
+}
+
+// contentLine is the 0-based index of doc's first line that is not blank,
+// a comment or a template action alone ("{{- if .Values.x }}"); 0 when
+// there is none. doc's first line is the rest of its separator's line.
+func contentLine(doc string) int {
+	for i, l := range strings.Split(doc, "\n") {
+		t := strings.TrimSpace(l)
+		if t == "" || strings.HasPrefix(t, "#") || strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") && strings.Count(t, "{{") == 1 {
+			continue
+		}
+		return i
+	}
+	return 0
+}
+
+// lineFinder tells where a rendered manifest's document starts in its
+// template (docLines), per template.
+type lineFinder struct {
+	rendered map[string]string
+	files    map[string][]byte
+	docs     map[string][]docStart
+}
+
+// newLineFinder finds lines in the rendered templates (keyed as Helm's
+// engine keys them, "chart/templates/x.yaml") of the chart's files (keyed
+// relative to the chart's directory).
+func newLineFinder(rendered map[string]string, files map[string][]byte) *lineFinder {
+	return &lineFinder{rendered: rendered, files: files, docs: map[string][]docStart{}}
+}
+
+// line returns the line of template name (as Helm names it) where
+// document text (a releaseutil.SplitManifests piece) starts: the first
+// document of that text not returned yet, so that equal documents get
+// their own lines in order. 1 when it cannot be told (a template of a
+// subchart archive, whose source is not among the files).
+func (lf *lineFinder) line(name, text string) int {
+	docs, ok := lf.docs[name]
+	if !ok {
+		src, ok := lf.files[chartRel(name)]
+		if !ok {
+			return 1
+		}
+		docs = docLines(lf.rendered[name], string(src))
+		lf.docs[name] = docs
+	}
+	for i, d := range docs {
+		if d.text == text {
+			lf.docs[name] = slices.Delete(docs, i, i+1)
+			return d.line
+		}
+	}
+	return 1
 }
 
 func hidden(name string) bool {

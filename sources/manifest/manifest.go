@@ -92,7 +92,8 @@ type App struct {
 	Objects []*unstructured.Unstructured
 	// Origins[i] says where Objects[i] came from: for a kustomize app its
 	// kustomization file (Line 1, Doc the index in the build's output), for
-	// a Helm app the template or crds/ file (Line 1, Doc the index in the
+	// a Helm app the template or crds/ file (Line where the object's
+	// document starts in it, helm.Object.Line; Doc the index in the
 	// rendered chart).
 	Origins []Origin
 	// Hooks are a Helm app's hooks (PreSync, then PostSync, each by

@@ -262,7 +262,7 @@ func (lay *layout) renderHelm(a *appDir, caps *helm.Capabilities) rendered {
 	var out rendered
 	for i, o := range res.Objects {
 		file := lay.repoPath(path.Join(a.dir, o.File))
-		origin := Origin{File: file, Line: 1, Doc: i, Item: -1}
+		origin := Origin{File: file, Line: max(o.Line, 1), Doc: i, Item: -1}
 		obj := &unstructured.Unstructured{Object: o.Object}
 		if o.Hook != nil {
 			var hp parsed

@@ -230,3 +230,45 @@ func objIDs(a App) []string {
 	}
 	return out
 }
+
+// TestRenderHelmLines: a Helm app's objects and hooks name the line where
+// their document starts in the template as written (after comments and
+// template actions), crds/ files too; a template whose output holds more
+// documents than it writes (a range emitting separators) names line 1.
+func TestRenderHelmLines(t *testing.T) {
+	const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n"
+	apps := Load(snapshot("", map[string]string{
+		"web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"web/templates/two.yaml": "# two ConfigMaps\n" + strings.ReplaceAll(cm, "%s", "first") +
+			"---\n{{- if true }}\n" + strings.ReplaceAll(cm, "%s", "second") + "{{- end }}\n",
+		"web/templates/hooks.yaml": strings.ReplaceAll(cm, "%s", "plain") + "---\n\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hook\n  annotations:\n    helm.sh/hook: pre-install\n",
+		"web/templates/loop.yaml": "{{- range list \"a\" \"b\" }}\n---\n" + strings.ReplaceAll(cm, "%s", "loop-{{ . }}") + "{{- end }}\n",
+		"web/crds/crd.yaml": "---\n# a CRD\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n" +
+			"spec:\n  group: example.com\n  scope: Namespaced\n  names: {kind: Widget, plural: widgets}\n" +
+			"  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n",
+	}))
+	web := appByName(t, apps, "web")
+	if web.Err != nil {
+		t.Fatal(web.Err)
+	}
+	got := map[string]string{}
+	for i, o := range web.Objects {
+		got[o.GetName()] = web.Origins[i].File + ":" + itoa(web.Origins[i].Line)
+	}
+	for _, h := range web.Hooks {
+		got[h.Object.GetName()] = h.Origin.File + ":" + itoa(h.Origin.Line)
+	}
+	want := map[string]string{
+		"widgets.example.com": "web/crds/crd.yaml:3",
+		"first":               "web/templates/two.yaml:2",
+		"second":              "web/templates/two.yaml:8",
+		"plain":               "web/templates/hooks.yaml:1",
+		"hook":                "web/templates/hooks.yaml:7",
+		"loop-a":              "web/templates/loop.yaml:1",
+		"loop-b":              "web/templates/loop.yaml:1",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("origins (-want +got):\n%s", d)
+	}
+}
