@@ -209,9 +209,11 @@ func TestTwoAgentsShareAnObjectNoLoop(t *testing.T) {
 		t.Errorf("after agent B started, ConfigMap shared written %d times and Deployment shared-d's spec %d times; want 1 (B's takeover) or 2 each", n, g)
 	}
 
-	// Said once, in agent A's output and `gitpace status`.
-	if n := strings.Count(a.out.String(), "app web: conflict: "); n != 1 {
-		t.Errorf("agent A printed the conflict %d times, want once:\n%s", n, a.out.String())
+	// Said once per change (once, or twice when A's watch saw the
+	// ConfigMap change before the Deployment's), in agent A's output and
+	// `gitpace status`.
+	if n := strings.Count(a.out.String(), "app web: conflict: "); n < 1 || n > 2 {
+		t.Errorf("agent A printed the conflict %d times, want once per object that changed hands at most:\n%s", n, a.out.String())
 	}
 	if !strings.Contains(b.out.String(), "app hand: took over 2 objects from agent "+a.agent.Name()+", app web") {
 		t.Errorf("agent B did not say it took ConfigMap shared and Deployment shared-d over:\n%s", b.out.String())
