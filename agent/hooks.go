@@ -245,11 +245,17 @@ func (a *Agent) runHooks(ctx context.Context, app string, hooks []hookObject, ke
 // syncHook brings one hook to this sync and says where it is: the live
 // object of this sync is read; one of an earlier sync is deleted first
 // when its policy says before-hook-creation (else applied over); a
-// missing one is created.
+// missing one is created. A live object of the hook's name that this
+// agent and app do not own (made by hand, or another app's or agent's) is
+// never changed nor deleted, whatever the delete policy: a *StalledError
+// names it and its owner (hookNotOwned).
 func (a *Agent) syncHook(ctx context.Context, app string, h *hookObject, key string, retry bool) (hookState, string, error) {
 	live, err := a.applier.Get(ctx, h.ref)
 	if err != nil {
 		return 0, "", fmt.Errorf("hook %s: %w", h.ref, err)
+	}
+	if live != nil && !a.owner(app).Owns(live) {
+		return 0, "", hookNotOwned(h.ref, appliers.NotOwnedReason(live))
 	}
 	if live != nil && live.GetDeletionTimestamp() != nil {
 		return hookRunning, "waits: the previous object is being deleted", nil
@@ -348,13 +354,19 @@ func (a *Agent) deleteHook(ctx context.Context, app string, ref appliers.ObjectR
 	}
 	for _, c := range cs {
 		if c.Action == appliers.Skipped {
-			// The input's fault, not a passing one: the revision is
-			// rejected naming the object (retrying changes nothing).
-			return false, &StalledError{Err: fmt.Errorf("hook %s: the object in the cluster cannot be replaced (%s); gitpace deletes only hook objects it owns", ref, strings.TrimPrefix(c.Reason, "not pruned: "))}
+			return false, hookNotOwned(ref, strings.TrimPrefix(c.Reason, "not pruned: "))
 		}
 	}
 	live, err := a.applier.Get(ctx, ref)
 	return live == nil, err
+}
+
+// hookNotOwned is the error for a live object of a hook's name that this
+// agent and app do not own (why: appliers.NotOwnedReason). It is the
+// input's fault, not a passing one: the revision is rejected naming the
+// object (retrying changes nothing until the object or the chart changes).
+func hookNotOwned(ref appliers.ObjectRef, why string) error {
+	return &StalledError{Err: fmt.Errorf("hook %s: the object in the cluster cannot be replaced (%s); gitpace changes or deletes only hook objects it owns", ref, why)}
 }
 
 // cleanupHooks applies the delete policies of a phase's finished hooks:

@@ -3,11 +3,13 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/state"
 )
@@ -578,5 +581,134 @@ func TestHelmHookObjectNotOwned(t *testing.T) {
 	}
 	if d := f.deployment(hookedApp); d == nil || d.Spec.Template.Spec.Containers[0].Image != webImage("1.0.0") {
 		t.Errorf("the Deployment left 1.0.0 though the PreSync hook could not run")
+	}
+}
+
+// TestHelmHookNotOwnedAnyPolicy: a live object of a hook's name that
+// gitpace does not own (made by hand: no owner; or another agent's) is
+// neither changed nor deleted, whatever the hook's delete policy (none,
+// before-hook-creation, hook-succeeded, hook-failed), for a ConfigMap and a
+// Job hook, PreSync and PostSync: the revision (PreSync) or the app
+// (PostSync) fails naming the object and its owner, and the live object
+// keeps its data, labels and uid. (Before the check, only
+// before-hook-creation refused; hook-failed and hook-succeeded applied over
+// the object: a ConfigMap's data replaced, a Job refused as immutable.)
+func TestHelmHookNotOwnedAnyPolicy(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other := map[string]string{appliers.AgentLabel: "someone-else", "made": "by-hand"}
+	otherAnn := map[string]string{appliers.AppAnnotation: "theirs"}
+	type hookCase struct {
+		app, kind, policy, phase string
+		foreign                  bool // the live object names another agent and app
+	}
+	var cases []hookCase
+	for _, kind := range []string{"ConfigMap", "Job"} {
+		for i, pol := range []string{"", "before-hook-creation", "hook-succeeded", "hook-failed"} {
+			cases = append(cases, hookCase{app: fmt.Sprintf("nh-%s-%d", strings.ToLower(kind), i), kind: kind, policy: pol, phase: "pre-install,pre-upgrade"})
+		}
+	}
+	cases = append(cases,
+		hookCase{app: "nh-configmap-agent", kind: "ConfigMap", policy: "hook-failed", phase: "pre-install,pre-upgrade", foreign: true},
+		hookCase{app: "nh-job-agent", kind: "Job", policy: "hook-succeeded", phase: "pre-install,pre-upgrade", foreign: true},
+		hookCase{app: "nh-configmap-post", kind: "ConfigMap", policy: "hook-succeeded", phase: "post-install,post-upgrade"},
+		hookCase{app: "nh-job-post", kind: "Job", policy: "hook-failed", phase: "post-install,post-upgrade", foreign: true},
+	)
+	files := map[string]string{}
+	type liveObj struct {
+		uid    types.UID
+		labels map[string]string
+		anns   map[string]string
+		data   string // ConfigMap data, or the Job's image
+	}
+	before := map[string]liveObj{}
+	for _, c := range cases {
+		hook := c.app + "-hook"
+		pol := ""
+		if c.policy != "" {
+			pol = "\n    helm.sh/hook-delete-policy: " + c.policy
+		}
+		meta := fmt.Sprintf("metadata:\n  name: %s\n  annotations:\n    helm.sh/hook: %s%s\n", hook, c.phase, pol)
+		body := "apiVersion: v1\nkind: ConfigMap\n" + meta + "data:\n  owner: gitpace\n"
+		if c.kind == "Job" {
+			body = "apiVersion: batch/v1\nkind: Job\n" + meta + "spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: x\n          image: registry.example/hook:1\n"
+		}
+		files["apps/"+c.app+"/Chart.yaml"] = "apiVersion: v2\nname: " + c.app + "\nversion: 0.1.0\n"
+		files["apps/"+c.app+"/templates/hook.yaml"] = body
+		files["apps/"+c.app+"/templates/plain.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + c.app + "-plain\ndata:\n  k: v\n"
+
+		om := metav1.ObjectMeta{Name: hook, Labels: map[string]string{"made": "by-hand"}}
+		if c.foreign {
+			om.Labels, om.Annotations = other, otherAnn
+		}
+		var got liveObj
+		if c.kind == "ConfigMap" {
+			cm, err := f.kube.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: om, Data: map[string]string{"owner": "human"}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = liveObj{cm.UID, cm.Labels, cm.Annotations, cm.Data["owner"]}
+		} else {
+			j, err := f.kube.BatchV1().Jobs(f.ns).Create(ctx, &batchv1.Job{ObjectMeta: om, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+				Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "x", Image: "by-hand:1"}}}}}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = liveObj{j.UID, j.Labels, j.Annotations, j.Spec.Template.Spec.Containers[0].Image}
+		}
+		before[c.app] = got
+	}
+	f.repo.Commit("hooks over objects gitpace does not own", files)
+	f.build(nil)
+	if err := f.agent.ReconcileOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.app, func(t *testing.T) {
+			ref := fmt.Sprintf("%s/%s/%s-hook", c.kind, f.ns, c.app)
+			why := "the live object names no gitpace owner"
+			if c.foreign {
+				why = "the live object is owned by agent someone-else, app theirs"
+			}
+			want := ref + ": the object in the cluster cannot be replaced (" + why + ")"
+			st := f.appState(c.app)
+			got := st.Reason
+			if st.Rejected != nil {
+				got = st.Rejected.Error
+			}
+			if st.Phase != state.Failed || !strings.Contains(got, want) {
+				t.Errorf("app %s (policy %q): phase %s, message %q; want Failed with %q", c.app, c.policy, st.Phase, got, want)
+			}
+			if strings.HasPrefix(c.phase, "pre") && (st.Rejected == nil || st.Applied != nil) {
+				t.Errorf("app %s: a PreSync hook that cannot run must reject the revision before anything is applied: rejected %v, applied %v", c.app, st.Rejected, st.Applied)
+			}
+			var now liveObj
+			var managers []string
+			if c.kind == "ConfigMap" {
+				cm, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, c.app+"-hook", metav1.GetOptions{})
+				if err != nil {
+					t.Fatalf("the live %s: %v", ref, err)
+				}
+				now = liveObj{cm.UID, cm.Labels, cm.Annotations, cm.Data["owner"]}
+				for _, m := range cm.ManagedFields {
+					managers = append(managers, m.Manager)
+				}
+			} else {
+				j := f.job(c.app + "-hook")
+				if j == nil {
+					t.Fatalf("%s was deleted", ref)
+				}
+				now = liveObj{j.UID, j.Labels, j.Annotations, j.Spec.Template.Spec.Containers[0].Image}
+				for _, m := range j.ManagedFields {
+					managers = append(managers, m.Manager)
+				}
+			}
+			if diff := cmp.Diff(before[c.app], now, cmp.AllowUnexported(liveObj{})); diff != "" {
+				t.Errorf("%s changed (-before +after):\n%s", ref, diff)
+			}
+			if slices.Contains(managers, appliers.FieldManager) {
+				t.Errorf("%s was written by gitpace: managers %v", ref, managers)
+			}
+		})
 	}
 }

@@ -356,6 +356,11 @@ func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
 		return nil
 	}
 	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(st.Fingerprints))
+	if err == nil {
+		var conflict string
+		objs, diff, conflict = a.leaveShared(objs, diff) // shared.go
+		a.noteConflict(st, conflict)
+	}
 	if err == nil && diff.Changed() {
 		var applied appliers.ChangeSet
 		applied, err = a.applier.Apply(ctx, objs, diff)

@@ -500,12 +500,18 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	if err != nil {
 		return a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, err)
 	}
+	send, conflict := objs, ""
+	if !pending && !in.full {
+		// A drift pass leaves what another agent applied last (shared.go).
+		send, diff, conflict = a.leaveShared(objs, diff)
+	}
+	a.noteConflict(st, conflict)
 	if ok, err := a.preSyncHooks(ctx, st, in, hash); !ok {
 		return err // the dry run passed; hooks run, or one failed
 	}
 	a.printNotes(st.Name, diff)
 	takenFrom := a.previousOwners(st.Name, diff)
-	applied, err := a.applier.Apply(ctx, objs, diff)
+	applied, err := a.applier.Apply(ctx, send, diff)
 	if why, ok := namespaceTerminating(err); ok {
 		for _, c := range applied {
 			a.expect(c.Ref, c.Generation)
@@ -883,20 +889,21 @@ func objectCount(refs []string) string {
 
 // previousOwners names, per previous owner ("app web", or "agent X, app
 // web" for another agent's), the objects of the diff that the live cluster
-// says another owner applied: app is taking them over in place. Taking an
-// object over from another agent is logged as a warning: if that agent still
-// runs, the two will fight over it.
+// says another owner applied: app is taking them over in place (objects a
+// drift pass leaves to another agent, Skipped, are not). Taking an object
+// over from another agent is logged as a warning: if that agent still
+// runs, it takes the object back at its next resync (shared.go).
 func (a *Agent) previousOwners(app string, diff appliers.ChangeSet) map[string][]string {
 	out := map[string][]string{}
 	for _, c := range diff {
 		o := c.LiveOwner
-		if o == nil || (o.Agent == "" || o.Agent == a.cfg.Name) && o.App == app {
+		if o == nil || (o.Agent == "" || o.Agent == a.cfg.Name) && o.App == app || c.Action == appliers.Skipped {
 			continue
 		}
 		label := "app " + o.App
 		if o.Agent != "" && o.Agent != a.cfg.Name {
 			label = o.String()
-			a.cfg.Log.Warn("taking over an object another agent applied; if it still runs, the two agents will fight over it: declare each object in one repository, or run this agent with that agent's --name",
+			a.cfg.Log.Warn("taking over an object another agent applied; if it still runs, it takes the object back at its next resync (shared.go): declare each object in one repository, or run this agent with that agent's --name",
 				"app", app, "object", c.Ref.String(), "from", label)
 		}
 		out[label] = append(out[label], c.Ref.String())

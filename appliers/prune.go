@@ -53,6 +53,16 @@ func (o Owner) Owns(u metav1.Object) bool {
 	return got.Agent == "" || got.Agent == o.Agent
 }
 
+// NotOwnedReason says whose the live object u is, for an object an Owner
+// does not own (Owns false): "the live object names no gitpace owner" (no
+// AppAnnotation), or "the live object is owned by agent A, app web".
+func NotOwnedReason(u metav1.Object) string {
+	if got, ok := OwnerOf(u); ok {
+		return "the live object is owned by " + got.String()
+	}
+	return "the live object names no gitpace owner"
+}
+
 // PruneRequest is one prune: the objects that left an app's desired state,
 // whose Owner they must still name, and the objects that any app of the
 // same agent still declares (never deleted, whatever their inventory).
@@ -142,12 +152,7 @@ func (a *Applier) Prune(ctx context.Context, req PruneRequest) (ChangeSet, error
 			continue
 		}
 		if !req.Owner.Owns(live) {
-			got, ok := OwnerOf(live)
-			why := "not pruned: the live object names no gitpace owner"
-			if ok {
-				why = "not pruned: the live object is owned by " + got.String()
-			}
-			skip(ref, why)
+			skip(ref, "not pruned: "+NotOwnedReason(live))
 			continue
 		}
 		if live.GetAnnotations()[PruneAnnotation] == PruneDisabled {

@@ -118,6 +118,10 @@ type App struct {
 	// PruneHeld says what of the app was not pruned while another app's
 	// revision is invalid (nothing is pruned then); "" otherwise.
 	PruneHeld string `json:"pruneHeld,omitempty"`
+	// Conflict names the objects of the app that another agent declares
+	// too and applied last, left to it until the next resync
+	// (agent/shared.go); "" when the last diff found none.
+	Conflict string `json:"conflict,omitempty"`
 	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
 	// matches it.
 	Wave *Wave `json:"wave,omitempty"`

@@ -51,6 +51,9 @@ type App struct {
 	// PruneHeld says what was not pruned while another app's revision is
 	// invalid.
 	PruneHeld string `json:"pruneHeld,omitempty"`
+	// Conflict names objects that another agent declares too and applied
+	// last ("" when none).
+	Conflict string `json:"conflict,omitempty"`
 	// ReadyAt is when the app was first Synced and Healthy at the
 	// revision it runs (a wave's interval counts from its last app's).
 	ReadyAt time.Time `json:"readyAt,omitzero"`
@@ -72,7 +75,7 @@ func Collect(ctx context.Context, kube kubernetes.Interface, stateNS, only, agen
 	for _, st := range all {
 		a := App{Name: st.Name, Agent: st.Agent, Applied: st.Applied, Phase: st.Phase, Reason: st.Reason, Rejected: st.Rejected,
 			Health: st.Health, HealthReason: st.HealthReason,
-			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave, ReadyAt: st.ReadyAt, PruneHeld: st.PruneHeld}
+			Objects: len(st.Inventory), Updated: st.Updated, BCS: st.BCS, FailingPods: st.FailingPods, Wave: st.Wave, ReadyAt: st.ReadyAt, PruneHeld: st.PruneHeld, Conflict: st.Conflict}
 		for _, ref := range st.Inventory {
 			if ref.Group == "apps" && (ref.Kind == "StatefulSet" || ref.Kind == "DaemonSet") {
 				r, err := workload(ctx, kube, ref)
@@ -230,6 +233,9 @@ func AppsTable(apps []App) func(io.Writer) {
 			}
 			if msg == "" {
 				msg = a.PruneHeld
+			}
+			if a.Conflict != "" { // a warning beside any other message
+				msg = strings.TrimPrefix(msg+"; conflict: "+a.Conflict, "; ")
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, agent, rev, a.Phase, h, trim(author, 30), trim(subject, 40), msg)
 		}
