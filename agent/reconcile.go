@@ -77,9 +77,14 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if a.current != nil {
 		snap = a.current.snap
 	}
-	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
+	first := a.lastFull.IsZero()
+	full := first || now.Sub(a.lastFull) >= a.cfg.Resync
 	if !a.wake.IsZero() && !now.Before(a.wake) {
 		full, a.wake = true, time.Time{} // a window opened or closed
+	}
+	wants := wantFull
+	if !first {
+		wants |= wantRetry // a resync or window edge, not a (re)start
 	}
 	a.mu.Unlock()
 
@@ -127,7 +132,7 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if full {
 		a.lastFull = now
 		for _, name := range set {
-			a.work[name] |= wantFull
+			a.work[name] |= wants
 		}
 	}
 	a.mu.Unlock()
@@ -342,7 +347,8 @@ type appInput struct {
 	cfg      *policies.Config
 	gates    []policies.Gate
 	force    bool // diff against the cluster even if git did not change
-	full     bool // a full resync (or window edge), not only a drift mark
+	full     bool // a full resync (or window edge, or a process's first pass), not only a drift mark
+	retry    bool // a resync or window edge: a revision refused at apply is tried again (wantRetry)
 }
 
 // reconcileApp is the one place where the order of decisions for an app is
@@ -440,9 +446,11 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		}
 		return a.save(ctx, st)
 	}
-	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.full {
-		// Refused at apply and undone: trying again at every pass would
-		// write and undo each time. Wait for new content or a resync.
+	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.retry {
+		// Refused at apply and undone, or a PreSync hook failed: trying
+		// again at every pass (or every start of a process) would write
+		// and undo, or run the hook, each time. Wait for new content or
+		// a resync.
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
 	}
