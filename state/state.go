@@ -116,6 +116,12 @@ type App struct {
 	// PruneHeld says what of the app was not pruned while another app's
 	// revision is invalid (nothing is pruned then); "" otherwise.
 	PruneHeld string `json:"pruneHeld,omitempty"`
+	// PruneLast: the objects the revision in force dropped are still in
+	// Inventory, to be pruned once its rollouts have finished (the phase
+	// Synced), as Argo CD's PruneLast: the old pods may still use them (a
+	// configMapGenerator's previous ConfigMap). Set by an apply that
+	// started a rollout; cleared by the prune.
+	PruneLast bool `json:"pruneLast,omitempty"`
 	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
 	// matches it.
 	Wave *Wave `json:"wave,omitempty"`
