@@ -159,6 +159,12 @@ func TestWorkloadDriftCorrected(t *testing.T) {
 		s := sts()
 		return *s.Spec.Replicas == 3 && s.Generation > scaled.Generation
 	})
+	// The pods removed by the scale come back (3 s to Ready each): the
+	// app is not Healthy meanwhile.
+	f.eventually("db Progressing while its pods come back", 30*time.Second, func() bool {
+		st := f.appState("db")
+		return st.Health == health.Progressing && sts().Status.ReadyReplicas < 3
+	})
 	// kubectl set image ds/agent agent=evil:1
 	if _, err := f.kube.AppsV1().DaemonSets(f.ns).Patch(ctx, "agent", types.StrategicMergePatchType,
 		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"agent","image":"evil:1"}]}}}}`), metav1.PatchOptions{FieldManager: "kubectl-set"}); err != nil {
