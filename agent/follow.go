@@ -6,6 +6,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
@@ -16,11 +17,13 @@ import (
 	"github.com/gitpace/gitpace/state"
 )
 
-// followDeployments watches every Deployment gitpace manages. Each change
-// updates the rollout cache, prints a line when `kubectl rollout status`
-// would print a new one, asks the loop to re-evaluate the app's phase, and
-// marks the app for a drift check when the spec changed (a generation gitpace
-// did not produce: kubectl scale, kubectl set image).
+// followDeployments watches every Deployment, StatefulSet and DaemonSet
+// gitpace manages. Each change updates the rollout cache, prints a line
+// when `kubectl rollout status` would print a new one, asks the loop to
+// re-evaluate the app's phase, and marks the app for a drift check when
+// the spec changed (a generation gitpace did not produce: kubectl scale,
+// kubectl set image; specChangedLocked). A deletion forgets what was known
+// of the object and marks its app (the diff re-creates it).
 func (a *Agent) followDeployments(ctx context.Context) {
 	factory := informers.NewSharedInformerFactoryWithOptions(a.kube, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -43,22 +46,7 @@ func (a *Agent) followDeployments(ctx context.Context) {
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    handle,
 		UpdateFunc: func(_, n any) { handle(n) },
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if d, ok := obj.(*appsv1.Deployment); ok {
-				// Deleted behind git's back (a prune has already disowned
-				// it): a re-creation starts from generation 1, so what was
-				// known of the old object must not judge the new one.
-				key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.Namespace, Name: d.Name}.Key()
-				a.mu.Lock()
-				app := a.owned[key]
-				a.forgetLocked(key, false)
-				a.mu.Unlock()
-				a.markDirty(app)
-			}
-		},
+		DeleteFunc: func(obj any) { a.workloadDeleted(obj, "Deployment") },
 	})
 	// BCS applications: a ReplicaSet gitpace drives changed (pods Ready or
 	// gone), so its rollout may take its next step.
@@ -68,8 +56,9 @@ func (a *Agent) followDeployments(ctx context.Context) {
 		DeleteFunc: a.signalPaced,
 	})
 	// StatefulSets and DaemonSets: followed like Deployments (workloads.go).
-	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer()} {
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: a.observeWorkload, UpdateFunc: func(_, n any) { a.observeWorkload(n) }})
+	for kind, inf := range map[string]cache.SharedIndexInformer{"StatefulSet": factory.Apps().V1().StatefulSets().Informer(), "DaemonSet": factory.Apps().V1().DaemonSets().Informer()} {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: a.observeWorkload, UpdateFunc: func(_, n any) { a.observeWorkload(n) },
+			DeleteFunc: func(obj any) { a.workloadDeleted(obj, kind) }})
 	}
 	factory.Start(ctx.Done())
 	<-ctx.Done()
@@ -94,11 +83,7 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 		a.mu.Unlock()
 		return // another agent's, or not applied by this one yet
 	}
-	exp, known := a.expected[key]
-	drift := known && d.Generation > exp && !(seen && prev.Generation == d.Generation)
-	if !known {
-		a.expected[key] = d.Generation
-	}
+	drift := a.specChangedLocked(key, d.Generation, prev, seen)
 	line := fmt.Sprintf("%s %d/%d/%d/%d %s", r.State, r.Desired, r.Current, r.UpToDate, r.Available, r.Message)
 	changed := a.outLines[key] != line
 	a.outLines[key] = line
@@ -108,15 +93,56 @@ func (a *Agent) observeDeployment(d *appsv1.Deployment) {
 			app, d.Namespace, d.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
 	}
 	if drift {
-		// A generation gitpace has not recorded: someone changed the spec,
-		// or gitpace's own apply is still returning. The diff that follows
-		// tells the two apart and reports a real correction.
-		a.cfg.Log.Debug("Deployment spec changed; diffing", "app", app, "deployment", d.Namespace+"/"+d.Name, "generation", d.Generation)
-		a.markDirty(app)
+		a.specChanged(app, key, d.Generation)
 	}
 	if app != "" {
 		a.enqueue(app, wantStatus)
 	}
+}
+
+// specChangedLocked caches r, the watched rollout of the workload at key,
+// and reports whether its generation is a spec change gitpace did not
+// write: above the generation gitpace last wrote (expect) and not seen by
+// the watch before (a status update keeps the generation). The first
+// generation seen of an object gitpace has not written in this process
+// becomes the expected one. prev and seen are the cache's entry before.
+// Callers hold a.mu.
+func (a *Agent) specChangedLocked(key string, gen int64, prev appliers.DeploymentRollout, seen bool) bool {
+	exp, known := a.expected[key]
+	if !known {
+		a.expected[key] = gen
+		return false
+	}
+	return gen > exp && !(seen && prev.Generation == gen)
+}
+
+// specChanged marks app for a drift check of the workload at key, whose
+// generation gen gitpace has not recorded: someone changed the spec, or
+// gitpace's own apply is still returning. The diff that follows tells the
+// two apart and reports a real correction.
+func (a *Agent) specChanged(app, key string, gen int64) {
+	a.cfg.Log.Debug("workload spec changed; diffing", "app", app, "object", key, "generation", gen)
+	a.markDirty(app)
+}
+
+// workloadDeleted handles a watched Deployment, StatefulSet or DaemonSet
+// deleted behind git's back (a prune has already disowned it): a
+// re-creation starts from generation 1, so what was known of the old
+// object must not judge the new one; its app is marked for a diff.
+func (a *Agent) workloadDeleted(obj any, kind string) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()}.Key()
+	a.mu.Lock()
+	app := a.owned[key]
+	a.forgetLocked(key, false)
+	a.mu.Unlock()
+	a.markDirty(app)
 }
 
 // signalPaced makes the BCS deployment whose ReplicaSet changed due now

@@ -359,3 +359,48 @@ func TestStatefulSetRolloutFailsOnStuckPod(t *testing.T) {
 		t.Errorf("newest history entry %+v, want failed", e)
 	}
 }
+
+// TestPausedDeploymentRolledOutIsHealthy: PAUSE on a Deployment whose
+// rollout had finished leaves the app Paused but Healthy. The Deployment
+// controller then sets Progressing=Unknown/DeploymentPaused, which kstatus
+// reads as "ReplicaSet not Available" (InProgress); only a rollout frozen
+// before it finished is Suspended (TestPauseMarkerFreezesRollout).
+func TestPausedDeploymentRolledOutIsHealthy(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("v1.1.0", map[string]string{"apps/web/deployment.yaml": seed(t, "test1-1-0.yaml")})
+	a := f.build(nil)
+	ctx := context.Background()
+	// pass reconciles web as a watch event would (diff, phase, health).
+	pass := func() *state.App {
+		a.MarkDirty("web")
+		if err := a.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return f.appState("web")
+	}
+	f.eventually("v1.1.0 Synced and Healthy", time.Minute, func() bool {
+		st := pass()
+		return rolledOut(f.deployment("test"), imageV0) && st.Phase == state.Synced && st.Health == health.Healthy
+	})
+	if _, err := sources.Pause(f.repo.Dir, "apps", "web", "freeze for the audit"); err != nil {
+		t.Fatal(err)
+	}
+	if st := pass(); st.Phase != state.Paused {
+		t.Fatalf("phase %s %q after PAUSE, want Paused", st.Phase, st.Reason)
+	}
+	f.eventually("the controller marks the Deployment paused", 30*time.Second, func() bool {
+		d := f.deployment("test")
+		for _, c := range d.Status.Conditions {
+			if c.Type == "Progressing" && c.Reason == "DeploymentPaused" {
+				return d.Spec.Paused && d.Status.ObservedGeneration >= d.Generation
+			}
+		}
+		return false
+	})
+	if st := pass(); st.Phase != state.Paused || st.Health != health.Healthy {
+		t.Errorf("paused after its rollout: %s/%s %q, want Paused/Healthy", st.Phase, st.Health, st.HealthReason)
+	}
+	if row := appRow(f.statusTable(), "web"); len(row) < 5 || row[3] != "Paused" || row[4] != "Healthy" {
+		t.Errorf("status row %q, want STATE Paused, HEALTH Healthy\n%s", row, f.statusTable())
+	}
+}

@@ -16,7 +16,8 @@ package agent
 //	          kind until kstatus says Current. A failed hook rejects the
 //	          revision (the previous revision stays in force, nothing else
 //	          of it is applied), like a refused apply: tried again at a full
-//	          resync or with new content.
+//	          resync or with new content, not at a process start
+//	          (wantRetry).
 //	PostSync  (post-install, post-upgrade): once the app's objects are
 //	          applied and it is Synced and Healthy (its rollouts done), in
 //	          waves as above. Running, the app is Progressing; a failed hook
@@ -405,7 +406,7 @@ func (a *Agent) preSyncHooks(ctx context.Context, st *state.App, in appInput, ha
 		return false, a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, fmt.Errorf("PreSync hook namespace: %w", err))
 	}
 	r := st.Rejected
-	retry := in.full && r != nil && r.AtApply && r.ContentHash == hash
+	retry := in.retry && r != nil && r.AtApply && r.ContentHash == hash
 	res, err := a.runHooks(ctx, st.Name, hooks, key, retry)
 	if err != nil {
 		return false, a.rejectOrRetry(ctx, st, in.rev, in.built.ContentHash, fmt.Errorf("PreSync %w", err))

@@ -427,6 +427,68 @@ func TestHelmHookFailureNamesItsDocument(t *testing.T) {
 	}
 }
 
+// TestHelmHookFailedPreSyncNotRerunAtStart: a PreSync Job that failed
+// (no hook-failed policy: it stays, Failed) is not created again by a new
+// agent on the same state, nor by a second one (each is the first pass of
+// a process, as `run --once` and a restart are): the same Job uid, no
+// other created, and the app Failed naming the hook, not "waits: ...
+// running". A resync (--resync and --interval, here 1 s) tries it again: a new Job of
+// the same sync. New content runs it anew and rolls out.
+func TestHelmHookFailedPreSyncNotRerunAtStart(t *testing.T) {
+	f := newFixture(t)
+	rec := f.watchHooks()
+	f.repo.Commit("hooked 1.0.0", hookedChart(hookedValues{tag: "1.0.0"}))
+	f.build(nil)
+	stop := f.runStoppable()
+	f.eventually("1.0.0 rolled out", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.0")) })
+	c2 := f.repo.Commit("hooked 1.0.1, failing migration", hookedChart(hookedValues{tag: "1.0.1", failMigrate: true}))
+	var failed *batchv1.Job
+	f.eventually("1.0.1 rejected by its failed PreSync Job", time.Minute, func() bool {
+		st := f.appState(hookedApp)
+		failed = f.job("hooked-migrate")
+		return st.Rejected != nil && st.Rejected.Revision.Commit == c2 && failed != nil && !jobComplete(failed) && failed.Status.Failed > 0
+	})
+	stop()
+	key := failed.Annotations[agent.HookSyncAnnotation]
+	want := fmt.Sprintf("PreSync hook Job/%s/hooked-migrate failed: DeadlineExceeded", f.ns)
+	for i := 1; i <= 2; i++ {
+		f.rebuild()
+		st := f.passApp(hookedApp)
+		if j := f.job("hooked-migrate"); j == nil || j.UID != failed.UID || j.DeletionTimestamp != nil {
+			got := "none"
+			if j != nil {
+				got = fmt.Sprintf("uid %s, deleting %t", j.UID, j.DeletionTimestamp != nil)
+			}
+			t.Fatalf("start %d: migrate Job %s, want the failed one (%s) kept: a start is no resync", i, got, failed.UID)
+		}
+		if st.Phase != state.Failed || !strings.HasPrefix(st.Reason, "revision "+c2[:7]+" rejected: ") || !strings.Contains(st.Reason, want) {
+			t.Fatalf("start %d: %s; want Failed %q", i, describe(st), want)
+		}
+	}
+	if jobs := rec.created("hooked-migrate"); len(jobs) != 2 || jobs[1].uid != failed.UID {
+		t.Fatalf("migrate Jobs created %+v, want 2 (1.0.0, then 1.0.1's failed one)", jobs)
+	}
+
+	f.cfg.Interval, f.cfg.Resync = time.Second, time.Second
+	f.rebuild()
+	stop = f.runStoppable()
+	f.eventually("a resync runs the failed hook again", time.Minute, func() bool {
+		jobs := rec.created("hooked-migrate")
+		return len(jobs) == 3 && jobs[2].sync == key && jobs[2].uid != failed.UID
+	})
+	stop()
+
+	c3 := f.repo.Commit("hooked 1.0.2", hookedChart(hookedValues{tag: "1.0.2"}))
+	f.cfg.Interval, f.cfg.Resync = time.Hour, time.Hour
+	f.rebuild()
+	f.runStoppable()
+	f.eventually("1.0.2 rolled out", 2*time.Minute, func() bool { return f.hooksDone(webImage("1.0.2")) })
+	f.requireSync(rec, webImage("1.0.2"))
+	if st := f.appState(hookedApp); st.Rejected != nil || st.Applied.Commit != c3 {
+		t.Fatalf("after 1.0.2: %s", describe(st))
+	}
+}
+
 // TestHelmHookRestart: an agent stopped while a PreSync Job runs, and a
 // new one started, waits for the same Job (not re-created, and the
 // Deployment not applied before it completed), then runs PostSync; a

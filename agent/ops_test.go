@@ -9,12 +9,15 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/agent"
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/sources"
@@ -115,6 +118,69 @@ func TestDriftCorrected(t *testing.T) {
 	if !strings.Contains(f.out.String(), "drift") {
 		t.Errorf("drift not reported:\n%s", f.out.String())
 	}
+}
+
+// TestWorkloadDriftCorrected: StatefulSets and DaemonSets are watched for
+// drift as Deployments are: `kubectl scale sts db --replicas=1` (the scale
+// subresource, manager kubectl-scale) and `kubectl set image ds agent`
+// are corrected to git's values at once, with no commit and no resync
+// (--resync is 1 h here), and reported as drift.
+func TestWorkloadDriftCorrected(t *testing.T) {
+	f := newFixture(t)
+	f.repo.Commit("db and agent", map[string]string{
+		"apps/db/db.yaml":       workloadYAML("StatefulSet", "db:v1"),
+		"apps/agent/agent.yaml": strings.ReplaceAll(workloadYAML("DaemonSet", "db:v1"), "db", "agent"),
+	})
+	f.run()
+	settled := func(app string) bool {
+		st := f.appState(app)
+		return st != nil && st.Phase == state.Synced && st.Health == health.Healthy
+	}
+	f.eventually("db and agent Synced and Healthy", 2*time.Minute, func() bool { return settled("db") && settled("agent") })
+	ctx := context.Background()
+	sts := func() *appsv1.StatefulSet {
+		s, err := f.kube.AppsV1().StatefulSets(f.ns).Get(ctx, "db", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// kubectl scale sts db --replicas=1
+	scaled, err := f.kube.AppsV1().StatefulSets(f.ns).UpdateScale(ctx, "db",
+		&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: f.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: 1}},
+		metav1.UpdateOptions{FieldManager: "kubectl-scale"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scaled.Spec.Replicas != 1 {
+		t.Fatalf("scale wrote %d replicas, want 1", scaled.Spec.Replicas)
+	}
+	f.eventually("StatefulSet replicas restored to git's 3", 30*time.Second, func() bool {
+		s := sts()
+		return *s.Spec.Replicas == 3 && s.Generation > scaled.Generation
+	})
+	// The pods removed by the scale come back (3 s to Ready each): the
+	// app is not Healthy meanwhile.
+	f.eventually("db Progressing while its pods come back", 30*time.Second, func() bool {
+		st := f.appState("db")
+		return st.Health == health.Progressing && sts().Status.ReadyReplicas < 3
+	})
+	// kubectl set image ds/agent agent=evil:1
+	if _, err := f.kube.AppsV1().DaemonSets(f.ns).Patch(ctx, "agent", types.StrategicMergePatchType,
+		[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"agent","image":"evil:1"}]}}}}`), metav1.PatchOptions{FieldManager: "kubectl-set"}); err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("DaemonSet image restored to git's", 30*time.Second, func() bool {
+		d, err := f.kube.AppsV1().DaemonSets(f.ns).Get(ctx, "agent", metav1.GetOptions{})
+		return err == nil && d.Spec.Template.Spec.Containers[0].Image == "agent:v1" && d.Generation >= 3
+	})
+	out := f.out.String()
+	for _, w := range []string{"app db: drift: StatefulSet/" + f.ns + "/db", "app agent: drift: DaemonSet/" + f.ns + "/agent"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("agent output lacks %q:\n%s", w, out)
+		}
+	}
+	f.eventually("db Synced and Healthy with 3 Ready pods", 2*time.Minute, func() bool { return settled("db") && sts().Status.ReadyReplicas == 3 })
 }
 
 // TestPruneAfterApply: an object removed from git is deleted after the rest

@@ -34,9 +34,11 @@ func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, re
 			a.expect(ref, gen)
 		}
 		for _, ref := range rolledWorkloads(st.Inventory) { // StatefulSet: partition held; DaemonSet: OnDelete
-			if _, err := a.applier.FreezeWorkload(ctx, ref); err != nil {
+			gen, err := a.applier.FreezeWorkload(ctx, ref)
+			if err != nil {
 				return err
 			}
+			a.expect(ref, gen) // gitpace's own write, not drift
 		}
 	}
 	if !already || *st.PausedBy != reason {
@@ -58,9 +60,11 @@ func (a *Agent) resume(ctx context.Context, st *state.App) error {
 		a.expect(ref, gen)
 	}
 	for _, ref := range rolledWorkloads(st.Inventory) {
-		if _, err := a.applier.UnfreezeWorkload(ctx, ref); err != nil {
+		gen, err := a.applier.UnfreezeWorkload(ctx, ref)
+		if err != nil {
 			return err
 		}
+		a.expect(ref, gen)
 	}
 	a.printf("app %s: resumed (was: %s)", st.Name, *st.PausedBy)
 	a.cfg.Log.Info("resumed", "app", st.Name, "was", *st.PausedBy)

@@ -49,9 +49,14 @@ const (
 	// wantDiff: diff against the cluster though git did not move (drift
 	// seen by a watch, a retry).
 	wantDiff
-	// wantFull: a resync or a window edge; a revision refused at apply is
-	// tried again too.
+	// wantFull: a resync, a window edge or a process's first pass: a full
+	// diff of every object.
 	wantFull
+	// wantRetry: a resync or a window edge, not a process's first pass: a
+	// revision refused at apply or by a failed PreSync hook
+	// (state.Rejection.AtApply) is tried again. A restart or `run --once`
+	// is no resync: each would create the failed hook Job anew.
+	wantRetry
 )
 
 // loop is the running queue of Run.
@@ -280,7 +285,7 @@ func (a *Agent) reconcileIn(ctx context.Context, p *pass, app string, w want) er
 	own := *b
 	own.Objects, own.BCSObjects = deepCopies(b.Objects), deepCopies(b.BCSObjects)
 	in := appInput{pass: p, app: b.Manifest, built: &own, revision: p.rev, rev: p.snap.Revision, cfg: p.cfg, gates: p.gates,
-		force: w&(wantDiff|wantFull) != 0, full: w&wantFull != 0}
+		force: w&(wantDiff|wantFull) != 0, full: w&wantFull != 0, retry: w&wantRetry != 0}
 	return a.reconcileApp(ctx, in)
 }
 

@@ -77,9 +77,14 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if a.current != nil {
 		snap = a.current.snap
 	}
-	full := a.lastFull.IsZero() || now.Sub(a.lastFull) >= a.cfg.Resync
+	first := a.lastFull.IsZero()
+	full := first || now.Sub(a.lastFull) >= a.cfg.Resync
 	if !a.wake.IsZero() && !now.Before(a.wake) {
 		full, a.wake = true, time.Time{} // a window opened or closed
+	}
+	wants := wantFull
+	if !first {
+		wants |= wantRetry // a resync or window edge, not a (re)start
 	}
 	a.mu.Unlock()
 
@@ -127,7 +132,7 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 	if full {
 		a.lastFull = now
 		for _, name := range set {
-			a.work[name] |= wantFull
+			a.work[name] |= wants
 		}
 	}
 	a.mu.Unlock()
@@ -343,7 +348,8 @@ type appInput struct {
 	cfg      *policies.Config
 	gates    []policies.Gate
 	force    bool // diff against the cluster even if git did not change
-	full     bool // a full resync (or window edge), not only a drift mark
+	full     bool // a full resync (or window edge, or a process's first pass), not only a drift mark
+	retry    bool // a resync or window edge: a revision refused at apply is tried again (wantRetry)
 }
 
 // reconcileApp is the one place where the order of decisions for an app is
@@ -439,11 +445,16 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		if err := a.refreshPhase(ctx, st); err != nil {
 			return err
 		}
-		return a.save(ctx, st)
+		if !pruneLastDue(st) || !in.revision.PruneOK() {
+			return a.save(ctx, st)
+		}
+		// The rollout the prune waited for has finished: on to prune.
 	}
-	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.full {
-		// Refused at apply and undone: trying again at every pass would
-		// write and undo each time. Wait for new content or a resync.
+	if r := st.Rejected; r != nil && r.AtApply && r.ContentHash == hash && !in.retry {
+		// Refused at apply and undone, or a PreSync hook failed: trying
+		// again at every pass (or every start of a process) would write
+		// and undo, or run the hook, each time. Wait for new content or
+		// a resync.
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
 		return a.save(ctx, st)
 	}
@@ -538,6 +549,24 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	a.setPaced(st.Name, specs, in.app.Promote)
 	inventory := append(revision.Refs(objs), revision.PacedRefs(specs)...)
 	stale := revision.Stale(a.canonical(st.Inventory), inventory)
+	rolls := templatesChanged(st.Templates, templates)
+	if len(stale) > 0 && st.PruneLast && !rolls {
+		// A later pass (a restart, `run --once`, a drift mark): has the
+		// rollout the prune waits for finished? Read it now.
+		if err := a.refreshPhase(ctx, st); err != nil {
+			return err
+		}
+	}
+	pruneLast := len(stale) > 0 && (rolls || st.PruneLast && !pruneLastDue(st))
+	if pruneLast {
+		// PruneLast: after the rollout this apply started (or one still
+		// in flight), not while its old pods may use what it dropped.
+		if !st.PruneLast {
+			a.printf("app %s: %s pruned once the rollout has finished (prune last)", st.Name, plural(len(stale), "object"))
+		}
+		inventory = append(inventory, stale...)
+		stale = nil
+	}
 	pruneHeld := ""
 	if len(stale) > 0 && !in.revision.PruneOK() {
 		pruneHeld = fmt.Sprintf("%s not pruned while %s an invalid revision (what it declares is unknown)",
@@ -554,7 +583,12 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		inventory = append(inventory, revision.Stale(revision.Stale(a.canonical(st.Inventory), inventory), settledRefs(pruned))...)
 	}
 	refreshErr := a.record(ctx, st, rev, hash, inventory, templates, rollbackTo, append(applied, pruned...), takenFrom)
-	st.ChangeCauses, st.PruneHeld = causes, pruneHeld
+	st.ChangeCauses, st.PruneHeld, st.PruneLast = causes, pruneHeld, pruneLast
+	if pruneLast && pruneLastDue(st) {
+		// Finished already (record read the phase): prune at the next
+		// reconcile of the app.
+		a.enqueue(st.Name, wantStatus)
+	}
 	if err := a.save(ctx, st); err != nil {
 		return err
 	}
@@ -562,6 +596,22 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		return fmt.Errorf("revision %s applied, but pruning failed: %w", rev.Short(), pruneErr)
 	}
 	return refreshErr
+}
+
+// pruneLastDue: the app holds a prune until its rollouts finish
+// (state.App.PruneLast) and they have: its phase, as refreshPhase last
+// read it, is Synced.
+func pruneLastDue(st *state.App) bool { return st.PruneLast && st.Phase == state.Synced }
+
+// templatesChanged: a pod template of now differs from was (workload key
+// → template hash, revision.TemplateHashes): applying now starts a rollout.
+func templatesChanged(was, now map[string]string) bool {
+	for k, h := range now {
+		if was[k] != h {
+			return true
+		}
+	}
+	return false
 }
 
 // settledRefs are the objects a prune deleted or released (Skipped).
@@ -622,12 +672,7 @@ func (a *Agent) record(ctx context.Context, st *state.App, rev sources.Revision,
 		a.printf("app %s: %s %s (%s)", st.Name, what, rev.Short(), cs.Summary())
 		a.cfg.Log.Info("applied", "app", st.Name, "commit", rev.Short(), "changes", cs.Summary())
 	}
-	rolling := false
-	for k, h := range templates {
-		if st.Templates[k] != h {
-			rolling = true
-		}
-	}
+	rolling := templatesChanged(st.Templates, templates)
 	if newRevision && (cs.Changed() || rolling || st.Applied == nil || handover != "") {
 		e := state.Entry{Revision: rev, Applied: a.cfg.Now(), Outcome: state.RolledOut, Templates: templates, ContentHash: hash}
 		if rolling {

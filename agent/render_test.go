@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,71 @@ func TestKustomizeOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.eventually("reverted to 1.0.2", time.Minute, func() bool { return rolledOut(f.deployment("shop"), "registry.example/shop:1.0.2") })
+}
+
+// TestGeneratedConfigMapPrunedAfterRollout: a configMapGenerator change
+// rolls the Deployment onto the new hash-suffixed ConfigMap; the previous
+// one, which the old ReplicaSet's pods still use, is pruned only once the
+// rollout has finished (Argo CD's PruneLast), not right after the apply.
+// Pods take 3 s to become Ready, so the rollout lasts seconds.
+func TestGeneratedConfigMapPrunedAfterRollout(t *testing.T) {
+	slow := func(files map[string]string) map[string]string {
+		d := files["apps/shop/base/deployment.yaml"]
+		files["apps/shop/base/deployment.yaml"] = strings.Replace(d, "      labels:\n        app: shop\n",
+			"      labels:\n        app: shop\n      annotations:\n        pod-ready.stage.kwok.x-k8s.io/delay: \"3s\"\n", 1)
+		return files
+	}
+	f := newFixture(t)
+	f.repo.Commit("shop 1.0.0", merge(slow(shopBase("info", false)), shopOverlay("1.0.0")))
+	f.run()
+	f.eventually("1.0.0 rolled out, Synced", time.Minute, func() bool {
+		st := f.appState(shopApp)
+		return rolledOut(f.deployment("shop"), shopImage0) && st != nil && st.Phase == state.Synced
+	})
+	oldCM := envFromName(f)
+	ctx := context.Background()
+	// oldPods: the pods of ReplicaSets whose template reads oldCM.
+	oldPods := func() int32 {
+		l, err := f.kube.AppsV1().ReplicaSets(f.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=shop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int32
+		for _, rs := range l.Items {
+			if rs.Spec.Template.Spec.Containers[0].EnvFrom[0].ConfigMapRef.Name == oldCM {
+				n += rs.Status.Replicas
+			}
+		}
+		return n
+	}
+
+	f.repo.Commit("log level debug", slow(shopBase("debug", false)))
+	f.eventually("rollout onto the new ConfigMap started", time.Minute, func() bool { return envFromName(f) != oldCM })
+	sawOldPodsWithCM := false
+	f.eventually("rolled out, then the old ConfigMap pruned", 2*time.Minute, func() bool {
+		hasOld := slices.Contains(f.configMaps("shop-config-"), oldCM)
+		n := oldPods()
+		if !hasOld && n > 0 {
+			t.Fatalf("old ConfigMap %s pruned while %d pods of the old ReplicaSet may still use it", oldCM, n)
+		}
+		sawOldPodsWithCM = sawOldPodsWithCM || hasOld && n > 0
+		return !hasOld
+	})
+	if !sawOldPodsWithCM {
+		t.Errorf("never saw old pods and the old ConfigMap together; the rollout was too fast to show anything")
+	}
+	st := f.appState(shopApp)
+	for _, r := range st.Inventory {
+		if r.Kind == "ConfigMap" && r.Name == oldCM {
+			t.Errorf("old ConfigMap still in the inventory after its prune: %v", st.Inventory)
+		}
+	}
+	if st.PruneLast || st.Phase != state.Synced {
+		t.Errorf("after the prune: pruneLast %t, phase %s %q; want false, Synced", st.PruneLast, st.Phase, st.Reason)
+	}
+	if out := f.out.String(); !strings.Contains(out, "1 object pruned once the rollout has finished (prune last)") {
+		t.Errorf("agent output does not say the prune waits for the rollout:\n%s", out)
+	}
 }
 
 // webChart is a Helm chart in git whose image tag comes from values.

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gitpace/gitpace/appliers/health"
 	"github.com/gitpace/gitpace/internal/gittest"
 	"github.com/gitpace/gitpace/internal/testenv"
 	"github.com/gitpace/gitpace/sources"
@@ -133,6 +134,9 @@ func TestPauseMarkerFreezesRollout(t *testing.T) {
 	if st := f.appState("web"); !strings.Contains(st.Reason, "hold for review") {
 		t.Errorf("status reason %q lacks the PAUSE text", st.Reason)
 	}
+	// Frozen before it finished: Suspended (README "Health"), not
+	// Progressing as kstatus reads the DeploymentPaused condition.
+	f.eventually("health Suspended", 30*time.Second, func() bool { return f.appState("web").Health == health.Suspended })
 
 	if _, err := sources.Resume(f.repo.Dir, "apps", "web"); err != nil {
 		t.Fatal(err)

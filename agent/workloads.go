@@ -173,9 +173,12 @@ func podSelector(u *unstructured.Unstructured) (string, error) {
 	return sel.String(), nil
 }
 
-// observeWorkload is the watch's handler for StatefulSets and DaemonSets:
-// it prints a line when `kubectl rollout status` would print a new one and
-// asks the loop to re-evaluate the owning app's phase and health.
+// observeWorkload is the watch's handler for StatefulSets and DaemonSets,
+// as observeDeployment for Deployments: it prints a line when `kubectl
+// rollout status` would print a new one, marks the owning app for a drift
+// check when the spec changed behind gitpace's back (kubectl scale sts,
+// kubectl set image ds: specChangedLocked), and asks the loop to
+// re-evaluate the app's phase and health.
 func (a *Agent) observeWorkload(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
@@ -192,10 +195,14 @@ func (a *Agent) observeWorkload(obj any) {
 	key := appliers.ObjectRef{Group: "apps", Version: "v1", Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}.Key()
 	line := fmt.Sprintf("%s %d/%d/%d/%d %s", r.State, r.Desired, r.Current, r.UpToDate, r.Available, r.Message)
 	a.mu.Lock()
+	prev, seen := a.rollouts[key]
+	a.rollouts[key] = r // for specChangedLocked; refreshPhase reads these kinds itself
 	app, mine := a.owned[key]
 	changed := mine && a.outLines[key] != line
+	drift := false
 	if mine {
 		a.outLines[key] = line
+		drift = a.specChangedLocked(key, r.Generation, prev, seen)
 	}
 	a.mu.Unlock()
 	if !mine || app == "" {
@@ -204,6 +211,9 @@ func (a *Agent) observeWorkload(obj any) {
 	if changed {
 		a.printf("app %s: %s %s/%s: %s (desired %d, current %d, up-to-date %d, available %d)",
 			app, r.Kind, r.Namespace, r.Name, r.Message, r.Desired, r.Current, r.UpToDate, r.Available)
+	}
+	if drift {
+		a.specChanged(app, key, r.Generation)
 	}
 	a.enqueue(app, wantStatus)
 }

@@ -122,6 +122,12 @@ type App struct {
 	// too and applied last, left to it until the next resync
 	// (agent/shared.go); "" when the last diff found none.
 	Conflict string `json:"conflict,omitempty"`
+	// PruneLast: the objects the revision in force dropped are still in
+	// Inventory, to be pruned once its rollouts have finished (the phase
+	// Synced), as Argo CD's PruneLast: the old pods may still use them (a
+	// configMapGenerator's previous ConfigMap). Set by an apply that
+	// started a rollout; cleared by the prune.
+	PruneLast bool `json:"pruneLast,omitempty"`
 	// Wave is the app's wave (gitpace.yaml waves); nil when no wave
 	// matches it.
 	Wave *Wave `json:"wave,omitempty"`

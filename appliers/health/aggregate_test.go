@@ -106,6 +106,20 @@ kind: Deployment
 metadata: {name: web, generation: 2}
 spec: {replicas: 3, paused: true}
 status: {observedGeneration: 2, replicas: 4, updatedReplicas: 1, availableReplicas: 3}`, Suspended, `Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have been updated... (paused)`},
+		{"Deployment paused after its rollout finished: kstatus InProgress by the DeploymentPaused condition, gitpace Healthy", `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, generation: 2}
+spec: {replicas: 2, paused: true, progressDeadlineSeconds: 600}
+status: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2,
+  conditions: [{type: Available, status: "True"}, {type: Progressing, status: "Unknown", reason: DeploymentPaused}]}`, Healthy, `deployment "web" successfully rolled out`},
+		{"Deployment paused, pause not observed yet: Suspended", `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, generation: 3}
+spec: {replicas: 2, paused: true, progressDeadlineSeconds: 600}
+status: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2,
+  conditions: [{type: Available, status: "True"}, {type: Progressing, status: "True", reason: NewReplicaSetAvailable}]}`, Suspended, "Waiting for deployment spec update to be observed... (paused)"},
 		{"Deployment past its deadline", `
 apiVersion: apps/v1
 kind: Deployment

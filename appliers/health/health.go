@@ -15,6 +15,7 @@
 //	Job not Complete=True                       → Progressing  (kstatus says Current once a Job started; a Job is Healthy only when it completes)
 //	Job spec.suspend                            → Suspended
 //	rollout frozen, not rolled out              → Suspended    (Deployment spec.paused, StatefulSet/DaemonSet frozen by a PAUSE: appliers.WorkloadStatus says Paused, the message is kubectl's)
+//	Deployment spec.paused, rolled out          → Healthy      (kstatus InProgress "ReplicaSet not Available": the controller sets Progressing=Unknown/DeploymentPaused)
 //	kstatus InProgress                          → Progressing  (a custom resource with Ready=False or Reconciling=True is here)
 //	kstatus Current                             → Healthy      (a custom resource with Ready=True, or with no condition kstatus knows)
 //
@@ -128,11 +129,24 @@ func OfObject(ref appliers.ObjectRef, u *unstructured.Unstructured) Object {
 			o.Health = Progressing
 		}
 	default:
-		// A rollout frozen on purpose is Suspended, judged against git's
-		// partition: kstatus reads the partition a freeze wrote and would
-		// call a frozen StatefulSet Current.
-		if r, ok, err := appliers.WorkloadStatus(u); ok && err == nil && r.State == appliers.RolloutPaused {
+		r, ok, err := appliers.WorkloadStatus(u)
+		switch {
+		case !ok || err != nil:
+		case r.State == appliers.RolloutPaused:
+			// A rollout frozen on purpose is Suspended, judged against
+			// git's partition: kstatus reads the partition a freeze
+			// wrote and would call a frozen StatefulSet Current.
 			o.Health, o.Message = Suspended, r.Message
+		case r.State == appliers.RolloutComplete && r.Paused:
+			// A paused Deployment whose rollout had finished: the
+			// controller replaces its Progressing condition with
+			// Unknown/DeploymentPaused (kubernetes v1.37.2
+			// pkg/controller/deployment/sync.go checkPausedConditions),
+			// which kstatus reads as "ReplicaSet not Available" for as
+			// long as the pause lasts. Nothing is frozen mid-way:
+			// Healthy (Argo CD calls every paused Deployment Suspended;
+			// gitpace keeps Suspended for a rollout left unfinished).
+			o.Health, o.Message = Healthy, r.Message
 		}
 	}
 	return o
