@@ -129,14 +129,8 @@ func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin, src 
 	if probs := checkStringFields(obj.Object); len(probs) > 0 {
 		for _, tp := range probs {
 			line, msg := o.Line, tp.describe(nil)
-			if src != nil {
-				yamlPath := tp.path
-				if o.Item >= 0 {
-					yamlPath = append([]string{"items", strconv.Itoa(o.Item)}, yamlPath...)
-				}
-				if lit, l, ok := yamlScalar(src.data, yamlPath); ok {
-					line, msg = src.line+l-1, tp.describe(&lit)
-				}
+			if lit, l, ok := src.scalar(o, tp.path); ok {
+				line, msg = l, tp.describe(&lit)
 			}
 			p.errs = append(p.errs, &Error{File: file, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
 		}
@@ -146,8 +140,36 @@ func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin, src 
 		p.errs = append(p.errs, &Error{File: file, Line: o.Line, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
 		return
 	}
+	if cp := checkConversion(obj); cp != nil {
+		p.errs = append(p.errs, &Error{File: file, Line: src.lineOf(o, cp.yamlPath()), Object: objectID(obj),
+			Err: fmt.Errorf("%w: %s: %s%s", ErrInvalidObject, cp.field(), cp.msg, where)})
+		return
+	}
 	p.objects = append(p.objects, obj)
 	p.origins = append(p.origins, o)
+}
+
+// scalar returns the scalar at path (yamlScalar) of the object at o in
+// the YAML document d, as written, and its line in the file; not ok when
+// there is no document (JSON) or no scalar there.
+func (d *document) scalar(o Origin, path []string) (lit string, line int, ok bool) {
+	if d == nil {
+		return "", 0, false
+	}
+	if o.Item >= 0 {
+		path = append([]string{"items", strconv.Itoa(o.Item)}, path...)
+	}
+	lit, l, ok := yamlScalar(d.data, path)
+	return lit, d.line + l - 1, ok
+}
+
+// lineOf is the line in the file of the scalar at path of the object at o
+// in d, else o's line.
+func (d *document) lineOf(o Origin, path []string) int {
+	if _, line, ok := d.scalar(o, path); ok {
+		return line
+	}
+	return o.Line
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
