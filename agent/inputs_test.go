@@ -472,3 +472,19 @@ func TestSecretNotBase64Rejected(t *testing.T) {
 		t.Errorf("the fix: %s", describe(st))
 	}
 }
+
+// TestKustomizeUnknownKindNamesItsFile (fresh-user report 6, fault 12a):
+// an object of a kind the server does not serve, in a file a
+// kustomization includes, rejects the revision naming that file and line,
+// not the kustomization.
+func TestKustomizeUnknownKindNamesItsFile(t *testing.T) {
+	f := newFixture(t)
+	good := f.repo.Commit("shop", map[string]string{"apps/shop/kustomization.yaml": "resources:\n- cm.yaml\n", "apps/shop/cm.yaml": cm})
+	f.build(nil)
+	if st := f.passApp("shop"); st.Phase != state.Synced {
+		t.Fatalf("first deploy: %s", describe(st))
+	}
+	bad := f.repo.Commit("shop: foobar", map[string]string{"apps/shop/kustomization.yaml": "resources:\n- cm.yaml\n- foobar.yaml\n",
+		"apps/shop/foobar.yaml": "# not served\napiVersion: example.gitpace.dev/v1\nkind: FooBar\nmetadata:\n  name: x\n"})
+	f.requireRejected(f.passApp("shop"), bad, good, "apps/shop/foobar.yaml:2: FooBar/x: unknown kind")
+}

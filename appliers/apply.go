@@ -233,7 +233,7 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 				}
 				continue
 			}
-			errs = append(errs, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			errs = append(errs, &ObjectError{Ref: ref, File: SourceOf(o), Err: err})
 			continue
 		}
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
@@ -794,13 +794,16 @@ func crdEstablished(u *unstructured.Unstructured) bool {
 }
 
 // toSend returns o as it is sent to the cluster: without the source
-// annotation (it is for error messages), a Secret's stringData as data
-// (withDataOnly).
+// annotations (SourceAnnotation, ReadFromAnnotation: they are for error
+// messages), a Secret's stringData as data (withDataOnly).
 func toSend(o *unstructured.Unstructured) *unstructured.Unstructured {
-	if _, ok := o.GetAnnotations()[SourceAnnotation]; ok {
+	ann := o.GetAnnotations()
+	_, src := ann[SourceAnnotation]
+	_, read := ann[ReadFromAnnotation]
+	if src || read {
 		o = o.DeepCopy()
-		ann := o.GetAnnotations()
 		delete(ann, SourceAnnotation)
+		delete(ann, ReadFromAnnotation)
 		o.SetAnnotations(ann)
 	}
 	return withDataOnly(o)
@@ -830,7 +833,7 @@ func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *un
 func (a *Applier) objectError(ctx context.Context, ref ObjectRef, o *unstructured.Unstructured, err error) *ObjectError {
 	e := &ObjectError{Ref: ref, Err: err}
 	if o != nil {
-		e.File = o.GetAnnotations()[SourceAnnotation]
+		e.File = SourceOf(o)
 	}
 	if IsSecret(ref) {
 		// The live object's values too (an old value, kubectl's

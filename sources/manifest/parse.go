@@ -120,28 +120,33 @@ func (p *parsed) addDocument(file string, index, line int, j []byte, src *docume
 	}
 }
 
-// add validates an object and keeps it, or records why not.
+// add validates an object and keeps it, or records why not. Errors name
+// file and the line in it, or o.Read when set.
 func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin, src *document) {
+	at, atLine := file, o.Line
+	if o.Read != "" {
+		at, atLine = o.Read, 0
+	}
 	where := ""
 	if o.Item >= 0 {
 		where = fmt.Sprintf(" (items[%d])", o.Item)
 	}
 	if probs := checkStringFields(obj.Object); len(probs) > 0 {
 		for _, tp := range probs {
-			line, msg := o.Line, tp.describe(nil)
+			line, msg := atLine, tp.describe(nil)
 			if lit, l, ok := src.scalar(o, tp.path); ok {
 				line, msg = l, tp.describe(&lit)
 			}
-			p.errs = append(p.errs, &Error{File: file, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
+			p.errs = append(p.errs, &Error{File: at, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
 		}
 		return
 	}
 	if err := validate(obj, path.Ext(file)); err != nil {
-		p.errs = append(p.errs, &Error{File: file, Line: o.Line, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
+		p.errs = append(p.errs, &Error{File: at, Line: atLine, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
 		return
 	}
 	if cp := checkConversion(obj); cp != nil {
-		p.errs = append(p.errs, &Error{File: file, Line: src.lineOf(o, cp.yamlPath()), Object: objectID(obj),
+		p.errs = append(p.errs, &Error{File: at, Line: src.lineOf(atLine, o, cp.yamlPath()), Object: objectID(obj),
 			Err: fmt.Errorf("%w: %s: %s%s", ErrInvalidObject, cp.field(), cp.msg, where)})
 		return
 	}
@@ -164,12 +169,12 @@ func (d *document) scalar(o Origin, path []string) (lit string, line int, ok boo
 }
 
 // lineOf is the line in the file of the scalar at path of the object at o
-// in d, else o's line.
-func (d *document) lineOf(o Origin, path []string) int {
-	if _, line, ok := d.scalar(o, path); ok {
-		return line
+// in d, else line.
+func (d *document) lineOf(line int, o Origin, path []string) int {
+	if _, l, ok := d.scalar(o, path); ok {
+		return l
 	}
-	return o.Line
+	return line
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)
