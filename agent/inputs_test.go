@@ -488,3 +488,17 @@ func TestKustomizeUnknownKindNamesItsFile(t *testing.T) {
 		"apps/shop/foobar.yaml": "# not served\napiVersion: example.gitpace.dev/v1\nkind: FooBar\nmetadata:\n  name: x\n"})
 	f.requireRejected(f.passApp("shop"), bad, good, "apps/shop/foobar.yaml:2: FooBar/x: unknown kind")
 }
+
+// TestPolicyFileErrorsNameRepoPath (fresh-user report 6, fault 12b): an
+// error in gitpace.yaml names it by its path in the repository
+// (apps/gitpace.yaml under --path apps), as manifest errors name theirs.
+func TestPolicyFileErrorsNameRepoPath(t *testing.T) {
+	f := newFixture(t)
+	good := f.repo.Commit("shop", map[string]string{"apps/shop/cm.yaml": cm})
+	f.build(nil)
+	if st := f.passApp("shop"); st.Phase != state.Synced {
+		t.Fatalf("first deploy: %s", describe(st))
+	}
+	bad := f.repo.Commit("policy typo", map[string]string{"apps/gitpace.yaml": "onFailure: later\n"})
+	f.requireRejected(f.passApp("shop"), bad, good, `apps/gitpace.yaml: onFailure: must be "hold" or "revert", got "later"`)
+}

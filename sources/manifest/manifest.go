@@ -171,7 +171,7 @@ func Load(snap *sources.Snapshot) []App { return defaultLoader.Load(snap) }
 // and Helm apps whose inputs changed since a recent Load. Problems in an
 // app's files are reported in that app's Err; Load itself does not fail.
 func (l *Loader) Load(snap *sources.Snapshot) []App {
-	cfg, err := policies.ConfigFromFiles(snap.Files)
+	cfg, err := policies.ConfigFromFiles(snap.Files, snap.Path)
 	if err != nil {
 		cfg = nil
 	}
@@ -195,7 +195,7 @@ func (l *Loader) Load(snap *sources.Snapshot) []App {
 // of other config tools (Jsonnet, CUE, ...), as sources.Skipped entries of
 // kind sources.SkippedDirectory, sorted by path: for reporting, once.
 func Unread(snap *sources.Snapshot) []sources.Skipped {
-	cfg, err := policies.ConfigFromFiles(snap.Files)
+	cfg, err := policies.ConfigFromFiles(snap.Files, snap.Path)
 	if err != nil {
 		cfg = nil
 	}

@@ -280,7 +280,7 @@ func (lay *layout) renderHelm(a *appDir, caps *helm.Capabilities) rendered {
 	for _, v := range a.valuesFiles {
 		data, ok := lay.snap.Files[v]
 		if !ok {
-			return fail(lay.snap.Path+"/"+policies.ConfigFile, fmt.Errorf("%s: helm.valuesFiles: %s: no such file", a.rule, lay.repoPath(v)))
+			return fail(lay.repoPath(policies.ConfigFile), fmt.Errorf("%s: helm.valuesFiles: %s: no such file", a.rule, lay.repoPath(v)))
 		}
 		var m map[string]interface{}
 		if err := yaml.Unmarshal(data, &m); err != nil {
