@@ -423,3 +423,84 @@ func TestLocalRepositoryFormsReconcile(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretNotBase64Rejected (fresh-user report 6, fault 4): a Secret
+// whose data value is not base64 is refused by the API server with a 500
+// that no retry cures. It rejects the revision at build time, naming
+// file:line, object and field but never the value; the app is Failed with
+// that error, the last good revision stays in force, and `gitpace diff`
+// marks just that app invalid. The next good commit applies.
+func TestSecretNotBase64Rejected(t *testing.T) {
+	const value = "MySecretNotB64!!value"
+	secret := func(v string) string {
+		return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  user: YWRtaW4=\n  password: \"" + v + "\"\n"
+	}
+	f := newFixture(t)
+	good := f.repo.Commit("vault", map[string]string{"apps/vault/secret.yaml": secret("c2VjcmV0"), "apps/other/cm.yaml": cm})
+	f.build(nil)
+	if st := f.passApp("vault"); st.Phase != state.Synced || st.Applied.Commit != good {
+		t.Fatalf("first deploy: %s", describe(st))
+	}
+	bad := f.repo.Commit("vault: new password", map[string]string{"apps/vault/secret.yaml": secret(value)})
+	st := f.passApp("vault")
+	f.requireRejected(st, bad, good, "apps/vault/secret.yaml:7: Secret/db: invalid object: data.password: illegal base64 data at input byte 14")
+	if st.Phase != state.Failed || !strings.Contains(st.Reason, "data.password: illegal base64 data at input byte 14") {
+		t.Errorf("status %s %q, want Failed with the error", st.Phase, st.Reason)
+	}
+	s, err := f.kube.CoreV1().Secrets(f.ns).Get(context.Background(), "db", metav1.GetOptions{})
+	if err != nil || string(s.Data["password"]) != "secret" {
+		t.Errorf("the Secret changed: %v %q", err, s.Data["password"])
+	}
+	_, diffs, err := f.agent.Diff(context.Background(), "")
+	if err != nil {
+		t.Fatalf("diff aborted: %v", err)
+	}
+	for _, d := range diffs {
+		switch {
+		case d.App == "vault" && !strings.Contains(d.Error, "data.password: illegal base64 data at input byte 14"):
+			t.Errorf("diff of vault: error %q, want the rejection", d.Error)
+		case d.App != "vault" && d.Error != "":
+			t.Errorf("diff of %s: %s", d.App, d.Error)
+		}
+	}
+	raw, _ := json.Marshal(f.appState("vault"))
+	for what, text := range map[string]string{"output": f.out.String(), "logs": f.logs(), "status": string(raw), "diff": fmt.Sprint(diffs)} {
+		if strings.Contains(text, value) {
+			t.Errorf("the Secret's value is in the %s", what)
+		}
+	}
+	fixed := f.repo.Commit("vault: password in base64", map[string]string{"apps/vault/secret.yaml": secret("bmV3")})
+	if st := f.passApp("vault"); st.Phase != state.Synced || st.Rejected != nil || st.Applied.Commit != fixed {
+		t.Errorf("the fix: %s", describe(st))
+	}
+}
+
+// TestKustomizeUnknownKindNamesItsFile (fresh-user report 6, fault 12a):
+// an object of a kind the server does not serve, in a file a
+// kustomization includes, rejects the revision naming that file and line,
+// not the kustomization.
+func TestKustomizeUnknownKindNamesItsFile(t *testing.T) {
+	f := newFixture(t)
+	good := f.repo.Commit("shop", map[string]string{"apps/shop/kustomization.yaml": "resources:\n- cm.yaml\n", "apps/shop/cm.yaml": cm})
+	f.build(nil)
+	if st := f.passApp("shop"); st.Phase != state.Synced {
+		t.Fatalf("first deploy: %s", describe(st))
+	}
+	bad := f.repo.Commit("shop: foobar", map[string]string{"apps/shop/kustomization.yaml": "resources:\n- cm.yaml\n- foobar.yaml\n",
+		"apps/shop/foobar.yaml": "# not served\napiVersion: example.gitpace.dev/v1\nkind: FooBar\nmetadata:\n  name: x\n"})
+	f.requireRejected(f.passApp("shop"), bad, good, "apps/shop/foobar.yaml:2: FooBar/x: unknown kind")
+}
+
+// TestPolicyFileErrorsNameRepoPath (fresh-user report 6, fault 12b): an
+// error in gitpace.yaml names it by its path in the repository
+// (apps/gitpace.yaml under --path apps), as manifest errors name theirs.
+func TestPolicyFileErrorsNameRepoPath(t *testing.T) {
+	f := newFixture(t)
+	good := f.repo.Commit("shop", map[string]string{"apps/shop/cm.yaml": cm})
+	f.build(nil)
+	if st := f.passApp("shop"); st.Phase != state.Synced {
+		t.Fatalf("first deploy: %s", describe(st))
+	}
+	bad := f.repo.Commit("policy typo", map[string]string{"apps/gitpace.yaml": "onFailure: later\n"})
+	f.requireRejected(f.passApp("shop"), bad, good, `apps/gitpace.yaml: onFailure: must be "hold" or "revert", got "later"`)
+}

@@ -176,7 +176,7 @@ func (p *pass) newest(app string) string {
 // dependsOn makes with the waves), nil for the others.
 func orderCycle(p *pass, app string) error {
 	if c, ok := p.order.cycles[app]; ok {
-		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c)
+		return fmt.Errorf("%s: apps[].dependsOn: dependency cycle %s", p.cfg.File, c)
 	}
 	return nil
 }

@@ -123,7 +123,7 @@ func (a *Agent) contentAt(c *object.Commit) map[string]string {
 	if err != nil {
 		return nil
 	}
-	_, cfgErr := policies.ConfigFromFiles(snap.Files)
+	_, cfgErr := policies.ConfigFromFiles(snap.Files, snap.Path)
 	rev, err := a.buildRevision(snap.Revision, a.loader.Load(snap), cfgErr)
 	if err != nil {
 		return nil

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 
@@ -200,5 +202,76 @@ func TestCustomResourceWaitsForAnotherAppsCRD(t *testing.T) {
 	}
 	if !strings.Contains(f.out.String(), "app aa-widgets: revision") || !strings.Contains(f.out.String(), "which app zz-crds brings") {
 		t.Errorf("the wait is not reported:\n%s", f.out.String())
+	}
+}
+
+// TestHandEditsOnCustomResourceUndone (fresh-user report 6, fault 3): a
+// label, an annotation and a spec field added by hand to a custom resource
+// (merge patches by kubectl-label, kubectl-annotate and kubectl-patch, as
+// `kubectl label|annotate|patch --type merge` send them) are drift, as on a
+// built-in kind: one full pass removes them, the app stays Synced, and a
+// later commit applies. Before the fix, the takeover's dry-run update sent
+// no resourceVersion, which the API server refuses for custom resources,
+// and every later revision was rejected as invalid.
+func TestHandEditsOnCustomResourceUndone(t *testing.T) {
+	f := newFixture(t)
+	group, dyn := crdTest(t, f, "gizmos")
+	gizmo := fmt.Sprintf("apiVersion: %s/v1\nkind: Gizmo\nmetadata:\n  name: g1\n  labels:\n    tier: web\nspec:\n  size: 1\n", group)
+	f.repo.Commit("gizmos", map[string]string{"apps/gizmos/crd.yaml": crdYAML(group, "Gizmo", "x-kubernetes-preserve-unknown-fields: true"),
+		"apps/gizmos/g1.yaml": gizmo, "apps/gizmos/cm.yaml": cm})
+	f.build(nil)
+	f.pass(f.agent)
+	ctx := context.Background()
+	gizmos := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gizmos"}).Namespace(f.ns)
+	edits := []struct{ manager, patch string }{
+		{"kubectl-label", `{"metadata":{"labels":{"hacked":"yes"}}}`},
+		{"kubectl-annotate", `{"metadata":{"annotations":{"oncall":"paged"}}}`},
+		{"kubectl-patch", `{"spec":{"debug":true}}`},
+	}
+	for _, e := range edits {
+		if _, err := gizmos.Patch(ctx, "g1", types.MergePatchType, []byte(e.patch), metav1.PatchOptions{FieldManager: e.manager}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same on a built-in kind of the same app.
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Patch(ctx, "test-config", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"hacked":"yes"}}}`), metav1.PatchOptions{FieldManager: "kubectl-label"}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.rebuild() // a full pass, as at a --resync
+	f.pass(b)
+	st := f.appState("gizmos")
+	if st == nil || st.Phase != state.Synced || st.Rejected != nil {
+		t.Fatalf("gizmos after the hand edits: %s\n%s", describe(st), f.out.String())
+	}
+	g, err := gizmos.Get(ctx, "g1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.GetLabels()["hacked"]; ok {
+		t.Errorf("label hacked=yes not removed: %v", g.GetLabels())
+	}
+	if _, ok := g.GetAnnotations()["oncall"]; ok {
+		t.Errorf("annotation oncall not removed: %v", g.GetAnnotations())
+	}
+	if _, ok, _ := unstructured.NestedFieldNoCopy(g.Object, "spec", "debug"); ok {
+		t.Errorf("spec.debug not removed: %v", g.Object["spec"])
+	}
+	if c, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "test-config", metav1.GetOptions{}); err != nil || c.Labels["hacked"] != "" {
+		t.Errorf("ConfigMap label hacked=yes not removed: %v %v", err, c.Labels)
+	}
+	if want := "drift: ConfigMap/" + f.ns + "/test-config, Gizmo/" + f.ns + "/g1 differed from git"; strings.Count(f.out.String(), "drift:") != 1 ||
+		!strings.Contains(f.out.String(), want) {
+		t.Errorf("want one drift line %q:\n%s", want, f.out.String())
+	}
+	f.assertNoWrites(b)
+
+	next := f.repo.Commit("gizmo size 2", map[string]string{"apps/gizmos/g1.yaml": strings.Replace(gizmo, "size: 1", "size: 2", 1)})
+	f.pass(b)
+	if st := f.appState("gizmos"); st.Phase != state.Synced || st.Rejected != nil || st.Applied == nil || st.Applied.Commit != next {
+		t.Fatalf("gizmos after the next commit: %s", describe(st))
+	}
+	if g, err := gizmos.Get(ctx, "g1", metav1.GetOptions{}); err != nil || g.Object["spec"].(map[string]any)["size"] != int64(2) {
+		t.Errorf("next commit not applied: %v %v", err, g)
 	}
 }

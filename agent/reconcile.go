@@ -145,7 +145,7 @@ func (a *Agent) sourcePass(ctx context.Context) ([]string, error) {
 // agent's inventories excludes the workers (statesMu).
 func (a *Agent) buildPass(ctx context.Context, snap *sources.Snapshot) (*pass, error) {
 	apps := a.loader.Load(snap)
-	cfg, cfgErr := policies.ConfigFromFiles(snap.Files)
+	cfg, cfgErr := policies.ConfigFromFiles(snap.Files, snap.Path)
 	if cfgErr == nil {
 		a.mu.Lock()
 		a.onFailure = cfg.OnFailure // for failures seen until the next revision

@@ -159,8 +159,8 @@ func TestDependsOnCycle(t *testing.T) {
 	_ = f.agent.ReconcileOnce(ctx)
 	for _, app := range []string{"a", "b"} {
 		st := f.appState(app)
-		if st.Phase != state.Failed || st.Rejected == nil || !strings.Contains(st.Rejected.Error, "dependency cycle a → b → a") {
-			t.Errorf("app %s: %s %q; want Failed naming the cycle a → b → a", app, st.Phase, st.Reason)
+		if st.Phase != state.Failed || st.Rejected == nil || !strings.Contains(st.Rejected.Error, "apps/gitpace.yaml: apps[].dependsOn: dependency cycle a → b → a") {
+			t.Errorf("app %s: %s %q; want Failed naming apps/gitpace.yaml and the cycle a → b → a", app, st.Phase, st.Reason)
 		}
 	}
 	if st := f.appState("c"); st.Phase != state.OutOfSync || !strings.Contains(st.Reason, "app a, which it dependsOn") {

@@ -233,7 +233,7 @@ func (a *Applier) Prepare(objs []*unstructured.Unstructured) error {
 				}
 				continue
 			}
-			errs = append(errs, &ObjectError{Ref: ref, File: o.GetAnnotations()[SourceAnnotation], Err: err})
+			errs = append(errs, &ObjectError{Ref: ref, File: SourceOf(o), Err: err})
 			continue
 		}
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
@@ -487,6 +487,11 @@ func ownsAsApplied(live, dry *unstructured.Unstructured) bool {
 // run's result: with spec.replicas handed over (kept at the live value) and
 // the fields that a takeover makes gitpace remove gone, re-defaulted by the
 // server (a dry-run update). It records in c what Apply has to do first.
+//
+// The removal is predicted with an update, not a server-side apply dry
+// run: server-side apply removes only fields its manager owned, and
+// gitpace owns the taken-over fields only once takeOver has rewritten
+// managedFields, a write a dry run cannot chain into a second request.
 func (a *Applier) predict(ctx context.Context, ri dynamic.ResourceInterface, c *Change, dry *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	t, err := a.planTakeover(c.live)
 	if err != nil {
@@ -514,10 +519,34 @@ func (a *Applier) predict(ctx context.Context, ri dynamic.ResourceInterface, c *
 		return result, err
 	}
 	sim.SetManagedFields(nil)
-	// Unconditional (no resourceVersion): controllers write status while
-	// gitpace diffs, and a dry run changes nothing anyway.
-	sim.SetResourceVersion("")
-	return ri.Update(ctx, sim, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: FieldManager})
+	return dryUpdate(ctx, ri, sim, c.live.GetResourceVersion())
+}
+
+// dryUpdate dry-runs an update of sim at resourceVersion rv and returns the
+// server's result. The update carries a resourceVersion because the API
+// server refuses an update without one for custom resources ("must be
+// specified for an update": the customresource strategy does not allow
+// unconditional updates; built-in kinds mostly do). A conflict (a
+// controller wrote the object since it was read: status, a finalizer)
+// reads the current resourceVersion and tries again, at most 3 times: a
+// dry run changes nothing, so the newest resourceVersion is as good as the
+// one read.
+func dryUpdate(ctx context.Context, ri dynamic.ResourceInterface, sim *unstructured.Unstructured, rv string) (*unstructured.Unstructured, error) {
+	var err error
+	for range 3 {
+		sim.SetResourceVersion(rv)
+		var u *unstructured.Unstructured
+		u, err = ri.Update(ctx, sim, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: FieldManager})
+		if !apierrors.IsConflict(err) {
+			return u, err
+		}
+		cur, gerr := ri.Get(ctx, sim.GetName(), metav1.GetOptions{})
+		if gerr != nil {
+			return nil, gerr
+		}
+		rv = cur.GetResourceVersion()
+	}
+	return nil, fmt.Errorf("dry run of the takeover: %w", err)
 }
 
 // refused handles a dry run the server refused (err). A change it refuses
@@ -765,13 +794,16 @@ func crdEstablished(u *unstructured.Unstructured) bool {
 }
 
 // toSend returns o as it is sent to the cluster: without the source
-// annotation (it is for error messages), a Secret's stringData as data
-// (withDataOnly).
+// annotations (SourceAnnotation, ReadFromAnnotation: they are for error
+// messages), a Secret's stringData as data (withDataOnly).
 func toSend(o *unstructured.Unstructured) *unstructured.Unstructured {
-	if _, ok := o.GetAnnotations()[SourceAnnotation]; ok {
+	ann := o.GetAnnotations()
+	_, src := ann[SourceAnnotation]
+	_, read := ann[ReadFromAnnotation]
+	if src || read {
 		o = o.DeepCopy()
-		ann := o.GetAnnotations()
 		delete(ann, SourceAnnotation)
+		delete(ann, ReadFromAnnotation)
 		o.SetAnnotations(ann)
 	}
 	return withDataOnly(o)
@@ -801,7 +833,7 @@ func (a *Applier) patch(ctx context.Context, ri dynamic.ResourceInterface, o *un
 func (a *Applier) objectError(ctx context.Context, ref ObjectRef, o *unstructured.Unstructured, err error) *ObjectError {
 	e := &ObjectError{Ref: ref, Err: err}
 	if o != nil {
-		e.File = o.GetAnnotations()[SourceAnnotation]
+		e.File = SourceOf(o)
 	}
 	if IsSecret(ref) {
 		// The live object's values too (an old value, kubectl's

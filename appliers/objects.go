@@ -40,7 +40,13 @@ const (
 	// SourceAnnotation carries an object's file:line in memory for error
 	// messages; it is stripped before the object is sent to the cluster.
 	SourceAnnotation = "gitpace.dev/source"
-	ChangeCause      = "kubernetes.io/change-cause"
+	// ReadFromAnnotation, in memory like SourceAnnotation, names the file
+	// (and line) an object was read from when SourceAnnotation names the
+	// kustomization that built it (manifest.Origin.Read): messages name
+	// this one. It is no part of an app's content hash, which stays as it
+	// was before it existed.
+	ReadFromAnnotation = "gitpace.dev/read-from"
+	ChangeCause        = "kubernetes.io/change-cause"
 )
 
 // ObjectRef names one object.
@@ -187,6 +193,16 @@ func (e *ObjectError) Error() string {
 }
 
 func (e *ObjectError) Unwrap() error { return e.Err }
+
+// SourceOf is where messages place o: its ReadFromAnnotation, else its
+// SourceAnnotation ("" when it has neither).
+func SourceOf(o *unstructured.Unstructured) string {
+	ann := o.GetAnnotations()
+	if r := ann[ReadFromAnnotation]; r != "" {
+		return r
+	}
+	return ann[SourceAnnotation]
+}
 
 // TemplateHash is a stable hash of a workload's spec.template (or of the
 // whole spec when there is none). Two revisions with the same hash roll out

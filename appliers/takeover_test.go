@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -294,4 +295,41 @@ func TestTakeoverKeepsUndeclaredReplicas(t *testing.T) {
 		t.Errorf("managers %v: no %s", ms, appliers.HandoverFieldManager)
 	}
 	r.assertIdle(v1)
+}
+
+// TestTakeoverDryRunAfterConcurrentWrite: the dry-run update that predicts
+// a takeover carries the live resourceVersion (custom resources refuse an
+// update without one); when another writer changed the object between the
+// read and that dry run, the conflict reads the current resourceVersion
+// and tries again instead of failing the diff.
+func TestTakeoverDryRunAfterConcurrentWrite(t *testing.T) {
+	var r *rig
+	var bumped atomic.Bool
+	r = newRigWrapped(t, func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodPut && req.URL.Query().Has("dryRun") && bumped.CompareAndSwap(false, true) {
+				// Another writer, between the diff's read and its dry run.
+				if _, err := r.kube.CoreV1().ConfigMaps(r.ns).Patch(req.Context(), "settings", types.MergePatchType,
+					[]byte(`{"metadata":{"annotations":{"other":"x"}}}`), metav1.PatchOptions{FieldManager: "other"}); err != nil {
+					t.Error(err)
+				}
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	cm := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "settings", "namespace": r.ns}, "data": map[string]any{"a": "1"}}}
+	objs := []*unstructured.Unstructured{cm}
+	r.sync(objs)
+	if _, err := r.kube.CoreV1().ConfigMaps(r.ns).Patch(context.Background(), "settings", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"hacked":"yes"}}}`), metav1.PatchOptions{FieldManager: "kubectl-label"}); err != nil {
+		t.Fatal(err)
+	}
+	diff, err := r.ap.Diff(context.Background(), objs)
+	if err != nil {
+		t.Fatalf("diff after a concurrent write: %v", err)
+	}
+	if !bumped.Load() || len(diff) != 1 || diff[0].Action != appliers.Configured || !strings.Contains(diff[0].Diff, "hacked") {
+		t.Fatalf("bumped %v; diff %+v, want the label going away", bumped.Load(), diff)
+	}
 }

@@ -136,7 +136,7 @@ func Make(ctx context.Context, cfg Config, rev string) (*Plan, error) {
 	}
 	m := &maker{now: cfg.Now().UTC().Truncate(time.Second), kube: kube, prepare: c.Applier.Prepare}
 	p := &Plan{Revision: d.Revision, Now: m.now, Warning: d.Warning}
-	if m.policy, err = policies.ConfigFromFiles(snap.Files); err != nil {
+	if m.policy, err = policies.ConfigFromFiles(snap.Files, snap.Path); err != nil {
 		p.Error = err.Error()
 	}
 	apps := map[string]*manifest.App{}

@@ -50,7 +50,7 @@ func planOrder(p *Plan, cfg *policies.Config) {
 	for i := range p.Apps {
 		a := &p.Apps[i]
 		if c, ok := cycles[a.App]; ok {
-			msg := fmt.Sprintf("%s: apps[].dependsOn: dependency cycle %s", policies.ConfigFile, c)
+			msg := fmt.Sprintf("%s: apps[].dependsOn: dependency cycle %s", cfg.File, c)
 			if a.Error != "" {
 				msg = a.Error + "\n" + msg
 			}

@@ -124,13 +124,18 @@ type HelmSettings struct {
 }
 
 // ConfigFromFiles parses ConfigFile from a revision's files (as in
-// sources.Snapshot.Files), and returns the zero Config when there is none.
-func ConfigFromFiles(files map[string][]byte) (*Config, error) {
+// sources.Snapshot.Files, relative to the watched path), and returns the
+// zero Config when there is none. dir is the watched path relative to the
+// repository root (sources.Snapshot.Path, "" for the root): errors and
+// Config.File name the file as the user finds it in the repository
+// ("apps/gitpace.yaml: windows[1].schedule: ..."), as manifest errors
+// name theirs.
+func ConfigFromFiles(files map[string][]byte, dir string) (*Config, error) {
 	data, ok := files[ConfigFile]
 	if !ok {
 		return &Config{}, nil
 	}
-	return ParseConfig(ConfigFile, data)
+	return ParseConfig(path.Join(dir, ConfigFile), data)
 }
 
 // ParseConfig decodes and validates a policy file strictly: an unknown or

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -38,20 +39,32 @@ func TestParseConfigExample(t *testing.T) {
 	}
 }
 
+// TestConfigFromFiles: no file is the zero Config; the file and its
+// errors are named by their path in the repository, the watched path
+// joined with gitpace.yaml (fresh-user report 6, fault 12b), as manifest
+// errors name theirs.
 func TestConfigFromFiles(t *testing.T) {
-	got, err := ConfigFromFiles(map[string][]byte{"app/deploy.yaml": []byte("kind: x")})
+	got, err := ConfigFromFiles(map[string][]byte{"app/deploy.yaml": []byte("kind: x")}, "apps")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(&Config{}, got, cmpopts.IgnoreUnexported(Window{}, AppRule{})); diff != "" {
 		t.Errorf("missing file (-want +got):\n%s", diff)
 	}
-	got, err = ConfigFromFiles(map[string][]byte{ConfigFile: []byte("onFailure: revert\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.OnFailure != FailureRevert || got.File != ConfigFile {
-		t.Errorf("got %+v, want onFailure revert from %s", got, ConfigFile)
+	for dir, want := range map[string]string{"": "gitpace.yaml", "apps": "apps/gitpace.yaml", "deploy/prod": "deploy/prod/gitpace.yaml"} {
+		got, err = ConfigFromFiles(map[string][]byte{ConfigFile: []byte("onFailure: revert\n")}, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.OnFailure != FailureRevert || got.File != want {
+			t.Errorf("--path %q: got %+v, want onFailure revert from %s", dir, got, want)
+		}
+		_, err = ConfigFromFiles(map[string][]byte{ConfigFile: []byte("onFailure: later\nwindows: [{foo: 1}]\n")}, dir)
+		for _, line := range strings.Split(fmt.Sprint(err), "\n") {
+			if !strings.HasPrefix(line, want+": ") {
+				t.Errorf("--path %q: error line %q does not start with %s: ", dir, line, want)
+			}
+		}
 	}
 }
 

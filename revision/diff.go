@@ -62,7 +62,7 @@ func Diff(ctx context.Context, c Cluster, snap *sources.Snapshot) ([]AppDiff, er
 			apps[st.Name] = st
 		}
 	}
-	_, cfgErr := policies.ConfigFromFiles(snap.Files)
+	_, cfgErr := policies.ConfigFromFiles(snap.Files, snap.Path)
 	load := manifest.Load
 	if c.Loader != nil {
 		load = c.Loader.Load

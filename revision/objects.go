@@ -100,7 +100,9 @@ func bcsSpecs(app *manifest.App, commit string) ([]paced.Spec, []*unstructured.U
 }
 
 // DesiredObjects copies the app's objects, recording each one's file:line
-// in appliers.SourceAnnotation for error messages.
+// in appliers.SourceAnnotation, and the file it was read from when that is
+// another (manifest.Origin.Read) in appliers.ReadFromAnnotation, for error
+// messages.
 func DesiredObjects(app *manifest.App) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(app.Objects))
 	for i, o := range app.Objects {
@@ -111,6 +113,9 @@ func DesiredObjects(app *manifest.App) []*unstructured.Unstructured {
 				ann = map[string]string{}
 			}
 			ann[appliers.SourceAnnotation] = fmt.Sprintf("%s:%d", app.Origins[i].File, app.Origins[i].Line)
+			if r := app.Origins[i].Read; r != "" {
+				ann[appliers.ReadFromAnnotation] = r
+			}
 			c.SetAnnotations(ann)
 		}
 		out[i] = c
@@ -166,12 +171,18 @@ func FindRollback(st *state.App, templates map[string]string) *state.Entry {
 }
 
 // ContentHash identifies an app's desired state in git: 24 hex digits of
-// the sha256 of objs as JSON (encoding/json sorts map keys) and of the raw
-// BCS files, each followed by a NUL. Equal content gives an equal hash,
-// whatever the commit.
+// the sha256 of objs as JSON (encoding/json sorts map keys), without
+// appliers.ReadFromAnnotation, and of the raw BCS files, each followed by
+// a NUL. Equal content gives an equal hash, whatever the commit.
 func ContentHash(objs []*unstructured.Unstructured, bcsFiles []manifest.BCSFile) string {
 	h := sha256.New()
 	for _, o := range objs {
+		if _, ok := o.GetAnnotations()[appliers.ReadFromAnnotation]; ok {
+			o = o.DeepCopy()
+			ann := o.GetAnnotations()
+			delete(ann, appliers.ReadFromAnnotation)
+			o.SetAnnotations(ann)
+		}
 		b, _ := json.Marshal(o.Object)
 		h.Write(b)
 		h.Write([]byte{0})

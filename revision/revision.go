@@ -186,7 +186,7 @@ func Build(cfg Config, rev sources.Revision, apps []manifest.App, cfgErr error) 
 		}
 		var all []keyed
 		for _, o := range objs {
-			all = append(all, keyed{appliers.RefOf(o), o.GetAnnotations()[appliers.SourceAnnotation]})
+			all = append(all, keyed{appliers.RefOf(o), appliers.SourceOf(o)})
 		}
 		for j, s := range specs {
 			all = append(all, keyed{BCSRef(s.Namespace, s.Name), b.Manifest.BCS[j].File})

@@ -367,3 +367,38 @@ func TestStale(t *testing.T) {
 		t.Errorf("Stale (-want +got):\n%s", d)
 	}
 }
+
+// TestKustomizeObjectsNameTheirFile (fresh-user report 6, fault 12a): an
+// object of a kustomize app is placed at the file kustomize read it from
+// (appliers.SourceOf: duplicates, and the appliers' errors), while the
+// content hash is the one of the objects placed at the kustomization, as
+// before: an upgrade sees no new content.
+func TestKustomizeObjectsNameTheirFile(t *testing.T) {
+	files := map[string]string{
+		"shop/kustomization.yaml": "resources:\n- cm.yaml\n",
+		"shop/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+		"other/cm.yaml":           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+	}
+	apps := load(files)
+	rev, err := Build(Config{Agent: "a", Prepare: prepareIn("shop")}, sources.Revision{Commit: "c0ffee"}, apps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "duplicate object: ConfigMap/shop/a is declared twice: apps/other/cm.yaml:1 (app other) and apps/shop/cm.yaml:1 (app shop)"
+	if b := rev.ByName["shop"]; b.Err == nil || b.Err.Error() != want {
+		t.Errorf("got %v\nwant %s", b.Err, want)
+	}
+	for _, app := range apps {
+		if app.Name != "shop" {
+			continue
+		}
+		objs := DesiredObjects(&app)
+		if got := appliers.SourceOf(objs[0]); got != "apps/shop/cm.yaml:1" {
+			t.Errorf("SourceOf = %q, want apps/shop/cm.yaml:1", got)
+		}
+		app.Origins[0].Read = ""
+		if h, before := ContentHash(objs, nil), ContentHash(DesiredObjects(&app), nil); h != before {
+			t.Errorf("content hash %s, was %s without Read", h, before)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -38,8 +39,10 @@ import (
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -253,33 +256,120 @@ func NewFS(files map[string][]byte) (*FS, error) {
 // builds run one at a time.
 var buildMu sync.Mutex
 
+// Object is one object of a build.
+type Object struct {
+	// Object is the object as decoded JSON (numbers as int64).
+	Object map[string]interface{}
+	// File is where the object comes from, a slash path relative to the
+	// root of the FS: the resource file kustomize read it from (in a base
+	// or component too), or, for an object a generator made, the
+	// kustomization that configured it. "" when kustomize did not say.
+	File string
+	// Name is the object's name in File, before kustomize's transformers
+	// (namePrefix, nameSuffix, a generator's hash suffix).
+	Name string
+}
+
 // Build runs `kustomize build` on dir of fsys (a slash path relative to
-// the root, "." for it) and returns the objects as decoded JSON maps, in
-// krusty's output order. Call Scan first: Build does not guard against
-// remote bases. Errors are prefixed with the kustomization file.
-func Build(fsys *FS, files map[string][]byte, dir string) ([]map[string]interface{}, error) {
+// the root, "." for it) and returns the objects in krusty's output order,
+// each with the file it comes from. Call Scan first: Build does not guard
+// against remote bases. Errors are prefixed with the kustomization file.
+//
+// The origins are kustomize's own (buildMetadata: [originAnnotations],
+// annotation config.kubernetes.io/origin): the root kustomization is
+// built with originAnnotations added to its buildMetadata, and the
+// annotation is removed from the objects again unless the kustomization
+// asks for it itself, so the objects are those `kustomize build` prints.
+func Build(fsys *FS, files map[string][]byte, dir string) ([]Object, error) {
 	file, ok := KustomizationFile(files, dir)
 	if !ok {
 		return nil, fmt.Errorf("%s: no kustomization file (%s)", dir, strings.Join(FileNames(), ", "))
 	}
 	opts := krusty.MakeDefaultOptions()
 	buildMu.Lock()
-	rm, err := krusty.MakeKustomizer(opts).Run(fsys.fs, "/"+dir)
+	rm, added, err := buildWithOrigins(fsys, opts, file, dir)
 	buildMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", file, strings.ReplaceAll(err.Error(), "'/", "'"))
 	}
-	var out []map[string]interface{}
+	var out []Object
 	for _, r := range rm.Resources() {
+		o := Object{Name: r.OrgId().Name}
+		origin, err := r.GetOrigin()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", file, r.CurId(), err)
+		}
+		switch {
+		case origin == nil || origin.Repo != "":
+		case origin.Path != "":
+			o.File = path.Join(dir, filepath.ToSlash(origin.Path))
+		case origin.ConfiguredIn != "":
+			o.File = path.Join(dir, filepath.ToSlash(origin.ConfiguredIn))
+		}
+		if added {
+			if err := r.SetOrigin(nil); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", file, r.CurId(), err)
+			}
+		}
 		j, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", file, r.CurId(), err)
 		}
-		var m map[string]interface{}
-		if err := utiljson.Unmarshal(j, &m); err != nil { // numbers as int64, as unstructured wants
+		if err := utiljson.Unmarshal(j, &o.Object); err != nil { // numbers as int64, as unstructured wants
 			return nil, fmt.Errorf("%s: %s: %w", file, r.CurId(), err)
 		}
-		out = append(out, m)
+		out = append(out, o)
 	}
 	return out, nil
+}
+
+// buildWithOrigins runs krusty on dir with originAnnotations in the
+// buildMetadata of its kustomization file (added reports that Build
+// added it; the file is restored afterwards). Call with buildMu held.
+func buildWithOrigins(fsys *FS, opts *krusty.Options, file, dir string) (rm resmap.ResMap, added bool, err error) {
+	orig, err := fsys.fs.ReadFile("/" + file)
+	if err != nil {
+		return nil, false, err
+	}
+	withOrigins, added, err := addOriginAnnotations(orig)
+	if err != nil {
+		return nil, false, err
+	}
+	if added {
+		if err := fsys.fs.WriteFile("/"+file, withOrigins); err != nil {
+			return nil, false, err
+		}
+		defer func() {
+			if werr := fsys.fs.WriteFile("/"+file, orig); err == nil {
+				err = werr
+			}
+		}()
+	}
+	rm, err = krusty.MakeKustomizer(opts).Run(fsys.fs, "/"+dir)
+	return rm, added, err
+}
+
+// addOriginAnnotations returns the kustomization data with
+// originAnnotations in its buildMetadata, and whether it was added (not
+// there already). A file that does not parse is returned as it is, for
+// krusty to report.
+func addOriginAnnotations(data []byte) ([]byte, bool, error) {
+	node, err := kyaml.Parse(string(data))
+	if err != nil || node.YNode().Kind != kyaml.MappingNode {
+		return data, false, nil
+	}
+	bm, err := node.Pipe(kyaml.LookupCreate(kyaml.SequenceNode, "buildMetadata"))
+	if err != nil || bm == nil {
+		return data, false, nil
+	}
+	for _, v := range bm.Content() {
+		if v.Value == types.OriginAnnotations {
+			return data, false, nil
+		}
+	}
+	if err := bm.PipeE(kyaml.Append(kyaml.NewScalarRNode(types.OriginAnnotations).YNode())); err != nil {
+		return nil, false, err
+	}
+	s, err := node.String()
+	return []byte(s), true, err
 }

@@ -135,16 +135,22 @@ func TestMetadataStringFields(t *testing.T) {
 		{"JSON number", "a.json", `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":493}}`,
 			`apps/app/a.json:1: ConfigMap/<no name>: invalid object: metadata.name must be a string, got a number (493)`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := loadOne(t, map[string][]byte{"app/" + tc.file: []byte(tc.doc)})
-			if got.Err == nil || got.Err.Error() != tc.want {
-				t.Errorf("got  %v\nwant %s", got.Err, tc.want)
-			}
-			if !errors.Is(got.Err, ErrInvalidObject) || len(got.Objects) != 0 {
-				t.Errorf("want ErrInvalidObject and no objects, got %v, %d objects", got.Err, len(got.Objects))
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { invalidObject(t, tc.file, tc.doc, tc.want) })
 	}
+}
+
+// invalidObject loads app/file holding doc and fails the test unless the
+// app's error reads want, is ErrInvalidObject, and no object is loaded.
+func invalidObject(t *testing.T, file, doc, want string) App {
+	t.Helper()
+	got := loadOne(t, map[string][]byte{"app/" + file: []byte(doc)})
+	if got.Err == nil || got.Err.Error() != want {
+		t.Errorf("got  %v\nwant %s", got.Err, want)
+	}
+	if !errors.Is(got.Err, ErrInvalidObject) || len(got.Objects) != 0 {
+		t.Errorf("want ErrInvalidObject and no objects, got %v, %d objects", got.Err, len(got.Objects))
+	}
+	return got
 }
 
 // A file that cannot be decoded rejects its app, naming the file, the
@@ -207,5 +213,40 @@ func TestYAMLNeverReadInPart(t *testing.T) {
 	got := loadOne(t, map[string][]byte{"app/a.yaml": []byte(cm("a") + "...\n%YAML 1.1\n--- \n" + cm("b"))})
 	if got.Err == nil && len(got.Objects) != 2 {
 		t.Errorf("got %d objects and no error", len(got.Objects))
+	}
+}
+
+// Values of built-in kinds that do not decode into their Go type (as the
+// API server converts every object it receives, and answers a 500 that no
+// retry cures) reject the app at load, naming the file, the line of the
+// value, the object and the field, never the value (fresh-user report 6,
+// fault 4). A custom resource is left to its CRD's schema.
+func TestConversionErrorsReject(t *testing.T) {
+	const secretValue = "MySecretNotB64!!value"
+	for _, tc := range []struct{ name, file, doc, want string }{
+		{"Secret data not base64", "a.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  user: YWRtaW4=\n  password: \"" + secretValue + "\"\n",
+			`apps/app/a.yaml:7: Secret/db: invalid object: data.password: illegal base64 data at input byte 14`},
+		{"quantity", "a.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: a\n      - name: b\n        image: b\n        resources:\n          limits:\n            cpu: lots\n",
+			`apps/app/a.yaml:15: Deployment/web: invalid object: spec.template.spec.containers[1].resources.limits.cpu: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'`},
+		{"int-or-string a boolean, in a List", "a.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: web\n  spec:\n    strategy:\n      rollingUpdate:\n        maxSurge: true\n",
+			`apps/app/a.yaml:11: Deployment/web: invalid object: spec.strategy.rollingUpdate.maxSurge: json: cannot unmarshal bool into Go value of type int32 (items[0])`},
+		{"JSON port a list", "a.json", `{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"ports":[{"port":80,"targetPort":[1]}]}}`,
+			`apps/app/a.json:1: Service/web: invalid object: spec.ports[0].targetPort: json: cannot unmarshal array into Go value of type int32`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := invalidObject(t, tc.file, tc.doc, tc.want); got.Err != nil && strings.Contains(got.Err.Error(), secretValue) {
+				t.Errorf("the error prints the Secret's value: %v", got.Err)
+			}
+		})
+	}
+	for name, doc := range map[string]string{
+		"custom resource": "apiVersion: example.com/v1\nkind: Secret\nmetadata:\n  name: x\ndata:\n  password: \"" + secretValue + "\"\n",
+		"valid built-ins": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: YWRtaW4=\nstringData:\n  extra: \"" + secretValue + "\"\n---\n" +
+			"apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n    targetPort: http\n---\n" +
+			"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n      - name: a\n        resources: {limits: {cpu: 0.5, memory: 1Gi}}\n        unknownField: kept for the server to judge\n",
+	} {
+		if got := loadOne(t, map[string][]byte{"app/a.yaml": []byte(doc)}); got.Err != nil {
+			t.Errorf("%s: %v", name, got.Err)
+		}
 	}
 }

@@ -73,6 +73,8 @@
 package manifest
 
 import (
+	"fmt"
+
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -91,10 +93,10 @@ type App struct {
 	// name, then document order, then List item order). Empty when Err is set.
 	Objects []*unstructured.Unstructured
 	// Origins[i] says where Objects[i] came from: for a kustomize app its
-	// kustomization file (Line 1, Doc the index in the build's output), for
-	// a Helm app the template or crds/ file (Line where the object's
-	// document starts in it, helm.Object.Line; Doc the index in the
-	// rendered chart).
+	// kustomization file (Line 1, Doc the index in the build's output, Read
+	// the file kustomize read it from), for a Helm app the template or
+	// crds/ file (Line where the object's document starts in it,
+	// helm.Object.Line; Doc the index in the rendered chart).
 	Origins []Origin
 	// Hooks are a Helm app's hooks (PreSync, then PostSync, each by
 	// weight), rendered and validated but not in Objects: the agent runs
@@ -123,6 +125,21 @@ type Origin struct {
 	Line int    // 1-based line where the object's document starts (its first line that is not blank or a comment)
 	Doc  int    // 0-based index of the document in the file, empty documents included
 	Item int    // 0-based index in the document's List, -1 when not from a List
+	// Read, when not "", is where messages place the object instead of
+	// File:Line: for a kustomize app, the file kustomize read it from (a
+	// resource of the kustomization, of a base or of a component; for an
+	// object a generator made, the kustomization that configured it),
+	// relative to the repository root, with ":line" of its document when
+	// found ("apps/shop/overlays/staging/foobar.yaml:3").
+	Read string
+}
+
+// Where is where messages place the object: Read, else "File:Line".
+func (o Origin) Where() string {
+	if o.Read != "" {
+		return o.Read
+	}
+	return fmt.Sprintf("%s:%d", o.File, o.Line)
 }
 
 // BCSFile is a BCS v4 JSON file, routed on for the bcs package to parse.
@@ -155,7 +172,7 @@ func Load(snap *sources.Snapshot) []App { return defaultLoader.Load(snap) }
 // and Helm apps whose inputs changed since a recent Load. Problems in an
 // app's files are reported in that app's Err; Load itself does not fail.
 func (l *Loader) Load(snap *sources.Snapshot) []App {
-	cfg, err := policies.ConfigFromFiles(snap.Files)
+	cfg, err := policies.ConfigFromFiles(snap.Files, snap.Path)
 	if err != nil {
 		cfg = nil
 	}
@@ -179,7 +196,7 @@ func (l *Loader) Load(snap *sources.Snapshot) []App {
 // of other config tools (Jsonnet, CUE, ...), as sources.Skipped entries of
 // kind sources.SkippedDirectory, sorted by path: for reporting, once.
 func Unread(snap *sources.Snapshot) []sources.Skipped {
-	cfg, err := policies.ConfigFromFiles(snap.Files)
+	cfg, err := policies.ConfigFromFiles(snap.Files, snap.Path)
 	if err != nil {
 		cfg = nil
 	}

@@ -120,34 +120,61 @@ func (p *parsed) addDocument(file string, index, line int, j []byte, src *docume
 	}
 }
 
-// add validates an object and keeps it, or records why not.
+// add validates an object and keeps it, or records why not. Errors name
+// file and the line in it, or o.Read when set.
 func (p *parsed) add(file string, obj *unstructured.Unstructured, o Origin, src *document) {
+	at, atLine := file, o.Line
+	if o.Read != "" {
+		at, atLine = o.Read, 0
+	}
 	where := ""
 	if o.Item >= 0 {
 		where = fmt.Sprintf(" (items[%d])", o.Item)
 	}
 	if probs := checkStringFields(obj.Object); len(probs) > 0 {
 		for _, tp := range probs {
-			line, msg := o.Line, tp.describe(nil)
-			if src != nil {
-				yamlPath := tp.path
-				if o.Item >= 0 {
-					yamlPath = append([]string{"items", strconv.Itoa(o.Item)}, yamlPath...)
-				}
-				if lit, l, ok := yamlScalar(src.data, yamlPath); ok {
-					line, msg = src.line+l-1, tp.describe(&lit)
-				}
+			line, msg := atLine, tp.describe(nil)
+			if lit, l, ok := src.scalar(o, tp.path); ok {
+				line, msg = l, tp.describe(&lit)
 			}
-			p.errs = append(p.errs, &Error{File: file, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
+			p.errs = append(p.errs, &Error{File: at, Line: line, Object: objectID(obj), Err: fmt.Errorf("%w: %s%s", ErrInvalidObject, msg, where)})
 		}
 		return
 	}
 	if err := validate(obj, path.Ext(file)); err != nil {
-		p.errs = append(p.errs, &Error{File: file, Line: o.Line, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
+		p.errs = append(p.errs, &Error{File: at, Line: atLine, Object: objectID(obj), Err: fmt.Errorf("%w%s", err, where)})
+		return
+	}
+	if cp := checkConversion(obj); cp != nil {
+		p.errs = append(p.errs, &Error{File: at, Line: src.lineOf(atLine, o, cp.yamlPath()), Object: objectID(obj),
+			Err: fmt.Errorf("%w: %s: %s%s", ErrInvalidObject, cp.field(), cp.msg, where)})
 		return
 	}
 	p.objects = append(p.objects, obj)
 	p.origins = append(p.origins, o)
+}
+
+// scalar returns the scalar at path (yamlScalar) of the object at o in
+// the YAML document d, as written, and its line in the file; not ok when
+// there is no document (JSON) or no scalar there.
+func (d *document) scalar(o Origin, path []string) (lit string, line int, ok bool) {
+	if d == nil {
+		return "", 0, false
+	}
+	if o.Item >= 0 {
+		path = append([]string{"items", strconv.Itoa(o.Item)}, path...)
+	}
+	lit, l, ok := yamlScalar(d.data, path)
+	return lit, d.line + l - 1, ok
+}
+
+// lineOf is the line in the file of the scalar at path of the object at o
+// in d, else line.
+func (d *document) lineOf(line int, o Origin, path []string) int {
+	if _, l, ok := d.scalar(o, path); ok {
+		return l
+	}
+	return line
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+)`)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources/helm"
 	"github.com/gitpace/gitpace/sources/kustomize"
+	"github.com/gitpace/gitpace/sources/textenc"
 )
 
 // Kind says how an app's objects are made from its directory.
@@ -218,10 +220,45 @@ func (lay *layout) renderKustomize(a *appDir) rendered {
 		return rendered{errs: []error{&Error{File: origin, Err: fmt.Errorf("%w: %s", ErrRender, strings.TrimPrefix(err.Error(), file+": "))}}}
 	}
 	var p parsed
-	for i, m := range objs {
-		p.add(origin, &unstructured.Unstructured{Object: m}, Origin{File: origin, Line: 1, Doc: i, Item: -1}, nil)
+	for i, ko := range objs {
+		obj := &unstructured.Unstructured{Object: ko.Object}
+		o := Origin{File: origin, Line: 1, Doc: i, Item: -1}
+		if ko.File != "" {
+			o.Read = lay.repoPath(ko.File)
+			if line := documentLine(inputs[ko.File], obj.GetKind(), ko.Name); line > 0 {
+				o.Read += ":" + strconv.Itoa(line)
+			}
+		}
+		p.add(origin, obj, o, nil)
 	}
 	return rendered{objects: p.objects, origins: p.origins, errs: p.errs}
+}
+
+// documentLine is the line (the first that is not blank or a comment) of
+// the YAML document of data that holds the object of kind and name; 0
+// when none does (or several do).
+func documentLine(data []byte, kind, name string) int {
+	text, _, err := textenc.ToUTF8(data)
+	if err != nil {
+		return 0
+	}
+	line := 0
+	for _, d := range splitYAML(text) {
+		var id struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if yaml.Unmarshal(d.data, &id) != nil || id.Kind != kind || id.Metadata.Name != name {
+			continue
+		}
+		if line != 0 {
+			return 0
+		}
+		line = d.firstContentLine()
+	}
+	return line
 }
 
 func (lay *layout) renderHelm(a *appDir, caps *helm.Capabilities) rendered {
@@ -243,7 +280,7 @@ func (lay *layout) renderHelm(a *appDir, caps *helm.Capabilities) rendered {
 	for _, v := range a.valuesFiles {
 		data, ok := lay.snap.Files[v]
 		if !ok {
-			return fail(lay.snap.Path+"/"+policies.ConfigFile, fmt.Errorf("%s: helm.valuesFiles: %s: no such file", a.rule, lay.repoPath(v)))
+			return fail(lay.repoPath(policies.ConfigFile), fmt.Errorf("%s: helm.valuesFiles: %s: no such file", a.rule, lay.repoPath(v)))
 		}
 		var m map[string]interface{}
 		if err := yaml.Unmarshal(data, &m); err != nil {

@@ -272,3 +272,67 @@ func TestRenderHelmLines(t *testing.T) {
 		t.Errorf("origins (-want +got):\n%s", d)
 	}
 }
+
+// TestKustomizeOrigins (fresh-user report 6, fault 12a): each object of a
+// kustomize app says which file kustomize read it from (Origin.Read, with
+// the line of its document): a resource of a base or of the overlay, or
+// the kustomization whose generator made it. File stays the
+// kustomization (render output, content hashes), and kustomize's origin
+// annotation is not in the objects unless the kustomization asks for it.
+func TestKustomizeOrigins(t *testing.T) {
+	app := appByName(t, Load(readTree(t, filepath.Join("..", "..", "testdata", "render", "shop"))), "apps/shop/overlays/production")
+	got := map[string]string{}
+	for i, o := range app.Objects {
+		got[o.GetKind()] = app.Origins[i].Read
+		if app.Origins[i].File != "apps/shop/overlays/production/kustomization.yaml" {
+			t.Errorf("%s: File %s, want the kustomization", o.GetKind(), app.Origins[i].File)
+		}
+		if _, ok := o.GetAnnotations()["config.kubernetes.io/origin"]; ok {
+			t.Errorf("%s carries kustomize's origin annotation", o.GetKind())
+		}
+	}
+	want := map[string]string{
+		"Deployment":          "apps/shop/base/deployment.yaml:1",
+		"Service":             "apps/shop/base/service.yaml:1",
+		"ConfigMap":           "apps/shop/base/kustomization.yaml",
+		"PodDisruptionBudget": "apps/shop/overlays/production/pdb.yaml:1",
+		"Secret":              "apps/shop/overlays/production/kustomization.yaml",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Read (-want +got):\n%s", d)
+	}
+}
+
+// An invalid object of a kustomize app is reported at the file and line
+// kustomize read it from, not at the kustomization; a kustomization that
+// asks for origin annotations itself keeps them in its objects.
+func TestKustomizeErrorsNameTheResourceFile(t *testing.T) {
+	kust := "resources:\n- ../base\n- extra.yaml\n"
+	files := map[string]string{
+		"shop/base/kustomization.yaml":    "resources:\n- cm.yaml\n",
+		"shop/base/cm.yaml":               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+		"shop/staging/kustomization.yaml": kust,
+		"shop/staging/extra.yaml": "# extra\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\n" +
+			"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: MySecretNotB64!!value\n",
+	}
+	app := appByName(t, Load(snapshot("apps", files)), "shop/staging")
+	want := "apps/shop/staging/extra.yaml:7: Secret/db: invalid object: data.password: illegal base64 data at input byte 14"
+	if app.Err == nil || app.Err.Error() != want {
+		t.Errorf("got  %v\nwant %s", app.Err, want)
+	}
+
+	files["shop/staging/extra.yaml"] = "# extra\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"
+	files["shop/staging/kustomization.yaml"] = "buildMetadata: [originAnnotations]\n" + kust
+	app = appByName(t, Load(snapshot("apps", files)), "shop/staging")
+	if app.Err != nil || len(app.Objects) != 2 {
+		t.Fatalf("%d objects, %v", len(app.Objects), app.Err)
+	}
+	for i, o := range app.Objects {
+		if o.GetAnnotations()["config.kubernetes.io/origin"] == "" {
+			t.Errorf("%s: the origin annotation the kustomization asks for is gone", o.GetName())
+		}
+		if w := map[string]string{"a": "apps/shop/base/cm.yaml:1", "b": "apps/shop/staging/extra.yaml:2"}[o.GetName()]; app.Origins[i].Read != w {
+			t.Errorf("%s: Read %q, want %q", o.GetName(), app.Origins[i].Read, w)
+		}
+	}
+}
