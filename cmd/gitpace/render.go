@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitpace/gitpace/appliers"
+	"github.com/gitpace/gitpace/policies"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/sources/helm"
 	"github.com/gitpace/gitpace/sources/manifest"
@@ -31,7 +32,9 @@ default namespace for objects that name none, are added at apply time and
 not shown. Helm's .Capabilities come from the cluster of --kubeconfig when it
 answers (else Helm's defaults; --offline never asks). Helm hooks are listed on
 standard error: gitpace renders them but does not apply them yet.
-Exits 1 when an app does not render, printing the others.`,
+Exits 1 when an app does not render, printing the others, and when
+gitpace.yaml is invalid (then every app is, as the agent rejects them),
+printing nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := src.source()
@@ -47,6 +50,13 @@ Exits 1 when an app does not render, printing the others.`,
 			}
 			if err != nil {
 				return err
+			}
+			if _, err := policies.ConfigFromFiles(snap.Files, snap.Path); err != nil {
+				// The app settings (namespace, Helm values...) are unknown:
+				// the agent rejects every app of this revision, so nothing
+				// of it would be applied.
+				cmd.PrintErrf("revision %s: every app is invalid: %v\n", snap.Revision.Short(), err)
+				return &exitError{code: 1}
 			}
 			var caps func() *helm.Capabilities
 			if !offline {
