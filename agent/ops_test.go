@@ -351,3 +351,35 @@ func pushBare(src, dst string) error {
 	}
 	return sources.Push(context.Background(), src, "origin", sources.Auth{})
 }
+
+// TestOnceReportsRevisionHeldByPause: `run --once` (ReconcileAndReport)
+// exits in error when PAUSE holds an app's new revision, and the app's
+// reason names the waiting revision; a paused app with nothing new is no
+// error. Before, a paused app always counted as applied (exit 0).
+func TestOnceReportsRevisionHeldByPause(t *testing.T) {
+	f := newFixture(t)
+	cm := func(v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w-a\ndata:\n  v: \"" + v + "\"\n"
+	}
+	f.repo.Commit("v2", map[string]string{"apps/w-a/cm.yaml": cm("2")})
+	f.build(nil)
+	ctx := context.Background()
+	if err := f.agent.ReconcileAndReport(ctx); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	f.repo.Commit("pause w-a", map[string]string{"apps/w-a/PAUSE": "check\n"})
+	if err := f.agent.ReconcileAndReport(ctx); err != nil {
+		t.Fatalf("paused with nothing new: %v, want no error", err)
+	}
+	v3 := f.repo.Commit("v3", map[string]string{"apps/w-a/cm.yaml": cm("3")})
+	err := f.agent.ReconcileAndReport(ctx)
+	if err == nil || !strings.Contains(err.Error(), "app w-a: Paused: revision "+v3[:7]+" waits: paused by") {
+		t.Errorf("paused with a new revision: %v, want an error naming it", err)
+	}
+	if got := f.configMapValue("w-a"); got != "2" {
+		t.Errorf("w-a = %q while paused, want 2", got)
+	}
+	if st := f.appState("w-a"); st.Phase != state.Paused || !strings.HasPrefix(st.Reason, "revision "+v3[:7]+" waits: paused by") {
+		t.Errorf("w-a: %s %q", st.Phase, st.Reason)
+	}
+}

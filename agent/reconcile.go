@@ -408,7 +408,13 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 			a.setPaced(st.Name, specs, in.app.Promote)
 		}
 		a.controlPaced(st.Name, true, held.Reason, in.app.Promote)
-		return a.freeze(ctx, st, state.Paused, held.Reason, in.force)
+		reason := held.Reason
+		if pending && rollbackTo == nil {
+			// Say that a newer revision waits for the resume (status, and
+			// run --once's exit code: see ReconcileAndReport).
+			reason = fmt.Sprintf("revision %s waits: %s", in.rev.Short(), held.Reason)
+		}
+		return a.freeze(ctx, st, state.Paused, reason, in.force)
 	case errors.As(err, &held) && held.Gate == policies.GateWindow:
 		a.wakeAt(held.RetryAt)
 		reason := fmt.Sprintf("revision %s held by window: %s", in.rev.Short(), held.Reason)
@@ -1133,9 +1139,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// pausedWithNewRevision reports whether paused app st has a revision in
+// the current pass that is not applied (new content, or a rejected one):
+// PAUSE holds it, so `run --once` did not apply every app's revision.
+func (a *Agent) pausedWithNewRevision(name string, st *state.App) bool {
+	if st.Rejected != nil {
+		return true
+	}
+	p := a.current
+	if p == nil || p.rev == nil {
+		return false
+	}
+	b := p.rev.ByName[name]
+	return b != nil && (b.Err != nil || b.ContentHash != st.ContentHash)
+}
+
 // ReconcileAndReport runs one pass (for `gitpace run --once`) and turns
 // apps that are not in sync with git into an error: rejected revisions,
-// held revisions and failed rollouts.
+// held revisions (a PAUSE holding a new one too) and failed rollouts.
 func (a *Agent) ReconcileAndReport(ctx context.Context) error {
 	if err := a.ReconcileOnce(ctx); err != nil {
 		return err
@@ -1149,6 +1170,10 @@ func (a *Agent) ReconcileAndReport(ctx context.Context) error {
 		switch st.Phase {
 		case state.Failed, state.Held:
 			errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
+		case state.Paused:
+			if a.pausedWithNewRevision(name, st) { // held by PAUSE: not applied
+				errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
+			}
 		case state.OutOfSync:
 			if st.Reason != "" { // a revision waiting for the cluster
 				errs = append(errs, fmt.Errorf("app %s: %s: %s", name, st.Phase, st.Reason))
