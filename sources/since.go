@@ -14,11 +14,11 @@ import (
 )
 
 // CommitsSince lists, newest first, the commits of the checked-out branch of
-// the clone at dir that come after commit base (exclusive) and change a file
-// directly in appDir (an app is the files directly in its directory: a
-// nested directory is another app). `gitpace rollback` reverts exactly these. base must be
-// in the branch's history.
-func CommitsSince(dir, base, appDir string) ([]string, error) {
+// the clone at dir that come after commit base (exclusive) and for which
+// changed reports true. `gitpace rollback` reverts exactly these (the
+// commits that changed the app's content: revision.ContentChanges). base
+// must be in the branch's history; an unknown base is ErrRevisionNotFound.
+func CommitsSince(dir, base string, changed func(c *object.Commit) (bool, error)) ([]string, error) {
 	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
 	if err != nil {
 		return nil, fmt.Errorf("opening git clone %s: %w", dir, err)
@@ -31,7 +31,6 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: commit %s: %w", dir, base, ErrRevisionNotFound)
 	}
-	under := InAppDir(appDir)
 	iter, err := repo.Log(&git.LogOptions{From: head.Hash()})
 	if err != nil {
 		return nil, err
@@ -43,11 +42,11 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 			found = true
 			return storer.ErrStop
 		}
-		touches, err := CommitTouches(c, under)
+		ok, err := changed(c)
 		if err != nil {
 			return err
 		}
-		if touches {
+		if ok {
 			out = append(out, c.Hash.String())
 		}
 		return nil
@@ -59,6 +58,21 @@ func CommitsSince(dir, base, appDir string) ([]string, error) {
 		return nil, fmt.Errorf("%s: commit %s is not in the history of the checked-out branch", dir, base)
 	}
 	return out, nil
+}
+
+// CommitSnapshot returns the files under dir (slash-separated, relative to
+// the repository root; "" or "." for the root) in commit c, read as a
+// GitSource with that Path reads them (symlinks resolved, the same Skipped).
+func CommitSnapshot(c *object.Commit, dir string) (*Snapshot, error) {
+	p, err := cleanRelPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	files, skipped, err := readFiles(c, p)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", c.Hash.String()[:7], err)
+	}
+	return &Snapshot{Revision: revisionOf(c), Path: p, Files: files, Skipped: skipped}, nil
 }
 
 // InAppDir matches the files of the app in directory appDir (relative to the

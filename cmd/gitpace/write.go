@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gitpace/gitpace/revision"
 	"github.com/gitpace/gitpace/sources"
 	"github.com/gitpace/gitpace/state"
 	"github.com/gitpace/gitpace/status"
@@ -264,7 +264,9 @@ func newRollbackCommand() *cobra.Command {
 		Short: "Commit a git revert of what came after revision N (default: the previous one)",
 		Long: `Rollback reads APP's history from the cluster (read only), finds the commit
 of revision N, and commits in --dir one revert of every later commit that
-changed the app's directory. The agent applies it like any commit and
+changed the app's content (its rendered objects: its files, kustomize
+bases, Helm values, gitpace.yaml inline values; not PAUSE or PROMOTE
+markers). A commit that also changed other apps is reverted whole. The agent applies it like any commit and
 reports a rollback to revision N.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -280,7 +282,7 @@ reports a rollback to revision N.`,
 			if err != nil {
 				return err
 			}
-			commits, err := sources.CommitsSince(c.dir, target.Revision.Commit, path.Join(c.path, args[0]))
+			commits, err := revision.ContentChanges(c.dir, c.path, target.Revision.Commit, args[0])
 			if err != nil {
 				return err
 			}
