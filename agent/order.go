@@ -341,12 +341,15 @@ func (a *Agent) appNames() []string {
 }
 
 // keepInForce corrects drift of the revision in force while the app's new
-// revision waits for other apps (drift correction never waits): the
+// revision waits for other apps (drift correction never waits) or is
+// rejected (keepRejected); why says which, in the drift line printed. The
 // objects applied at st.Applied are diffed, cache-fed by their
-// fingerprints, and what differs (an edit, a deletion by hand) is applied
-// again. It returns only transient errors; a revision in force that
-// cannot be read again is logged and left.
-func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
+// fingerprints unless fresh (a drift mark: the watch saw a change the
+// cache may not have yet; withDriftMark), and what differs (an
+// edit, a deletion by hand) is applied again; nothing is pruned. It
+// returns only transient errors; a revision in force that cannot be read
+// again is logged and left.
+func (a *Agent) keepInForce(ctx context.Context, st *state.App, why string, fresh bool) error {
 	if st.Applied == nil || len(st.Inventory) == 0 {
 		return nil
 	}
@@ -355,7 +358,11 @@ func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
 		a.cfg.Log.Warn("reading the revision in force to correct drift", "app", st.Name, "commit", st.Applied.Short(), "err", err)
 		return nil
 	}
-	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(st.Fingerprints))
+	fps := st.Fingerprints
+	if fresh {
+		fps = nil
+	}
+	diff, err := a.applier.Diff(ctx, objs, appliers.WithFingerprints(fps))
 	if err == nil {
 		var conflict string
 		objs, diff, conflict = a.leaveShared(objs, diff) // shared.go
@@ -378,8 +385,8 @@ func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
 			}
 		}
 		if len(drifted) > 0 {
-			a.printf("app %s: drift: %s differed from revision %s, in force while the new one waits; re-applied (%s)",
-				st.Name, strings.Join(drifted, ", "), st.Applied.Short(), applied.Summary())
+			a.printf("app %s: drift: %s differed from revision %s, in force while %s; re-applied (%s)",
+				st.Name, strings.Join(drifted, ", "), st.Applied.Short(), why, applied.Summary())
 		}
 	}
 	if err != nil {
@@ -389,6 +396,20 @@ func (a *Agent) keepInForce(ctx context.Context, st *state.App) error {
 		a.cfg.Log.Warn("correcting drift of the revision in force", "app", st.Name, "commit", st.Applied.Short(), "err", err)
 	}
 	return nil
+}
+
+type driftMarkKey struct{}
+
+// withDriftMark returns ctx marking a reconcile run because a watch saw an
+// object of the app change (wantDiff without wantFull).
+func withDriftMark(ctx context.Context) context.Context {
+	return context.WithValue(ctx, driftMarkKey{}, true)
+}
+
+// driftMarked reports whether ctx comes from withDriftMark.
+func driftMarked(ctx context.Context) bool {
+	v, _ := ctx.Value(driftMarkKey{}).(bool)
+	return v
 }
 
 // inForceObjects are the app's objects at the revision in force, as

@@ -375,6 +375,9 @@ type appInput struct {
 func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 	st := a.appState(in.app.Name)
 	a.setWave(in.pass, st)
+	if in.force && !in.full {
+		ctx = withDriftMark(ctx) // keepRejected diffs without fingerprints
+	}
 	b := in.built
 	if b.Transient != nil {
 		return b.Transient
@@ -462,6 +465,9 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		// and undo, or run the hook, each time. Wait for new content or
 		// a resync.
 		st.Phase, st.Reason = state.Failed, rejectedReason(r)
+		if err := a.keepRejected(ctx, st); err != nil {
+			return err
+		}
 		return a.save(ctx, st)
 	}
 	if pending {
@@ -471,7 +477,7 @@ func (a *Agent) reconcileApp(ctx context.Context, in appInput) error {
 		why, at := a.orderWait(in.pass, st, rollbackTo != nil || returnsTo(st, hash))
 		a.markOrderWaiting(st.Name, why != "")
 		if why != "" {
-			if err := a.keepInForce(ctx, st); err != nil {
+			if err := a.keepInForce(ctx, st, "the new one waits", false); err != nil {
 				return err
 			}
 			if err := a.refreshHealth(ctx, st); err != nil {
@@ -721,7 +727,25 @@ func (a *Agent) rejectAs(ctx context.Context, st *state.App, r state.Rejection) 
 	}
 	st.Rejected = &r
 	st.Phase, st.Reason = state.Failed, rejectedReason(&r)
+	if err := a.keepRejected(ctx, st); err != nil {
+		return err
+	}
 	return a.save(ctx, st)
+}
+
+// keepRejected keeps the revision in force applied while the app's newest
+// revision is rejected (keepInForce: drift of the revision in force is
+// corrected, a deleted object re-created; nothing of the rejected revision
+// is applied, nothing is pruned), and reads the health of its objects (a
+// missing one is Missing). It returns only transient errors.
+func (a *Agent) keepRejected(ctx context.Context, st *state.App) error {
+	if st.Applied == nil {
+		return nil // nothing in force
+	}
+	if err := a.keepInForce(ctx, st, "the newest one is rejected", driftMarked(ctx)); err != nil {
+		return err
+	}
+	return a.refreshHealth(ctx, st)
 }
 
 func rejectedReason(r *state.Rejection) string {
