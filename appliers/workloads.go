@@ -212,8 +212,9 @@ func FreezePartition(s *appsv1.StatefulSet, gitPartition int32) int32 {
 // FreezeWorkload freezes the rollout of a StatefulSet or DaemonSet (see the
 // top of this file) with one merge patch by PauseFieldManager, recording
 // what it replaced in an annotation; a workload already frozen keeps the
-// recorded value (a StatefulSet's partition is recomputed, never lowered
-// below the one the freeze wrote, FrozenPartitionAnnotation). It returns the
+// recorded value (a StatefulSet's partition goes back to the one the freeze
+// wrote, FrozenPartitionAnnotation; recomputed only for a freeze written
+// before that annotation existed). It returns the
 // generation after the patch, and refrozen: for a workload that was frozen
 // already and whose freeze someone undid by hand (a partition lowered, an
 // updateStrategy switched back), what it found and restored, e.g.
@@ -293,7 +294,7 @@ func statefulSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, 
 		}
 		git = int32(p)
 	}
-	held := int32(0) // the partition the freeze wrote; 0 before gitpace recorded it
+	held := int32(-1) // the partition the freeze wrote; -1 before gitpace recorded it
 	if rec, ok := s.Annotations[FrozenPartitionAnnotation]; ok && frozen {
 		p, err := strconv.ParseInt(rec, 10, 32)
 		if err != nil {
@@ -305,7 +306,13 @@ func statefulSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, 
 	refrozen := ""
 	switch {
 	case freeze:
-		p := max(FreezePartition(&s, git), held)
+		p := FreezePartition(&s, git)
+		if held >= 0 {
+			// Frozen already: what the freeze wrote, not recomputed from
+			// the pods a hand unfreeze let the controller update, nor
+			// replicas while the controller has not observed that patch.
+			p = max(held, git)
+		}
 		if frozen && p == live && held == p {
 			return nil, "", nil
 		}

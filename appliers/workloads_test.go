@@ -136,6 +136,10 @@ func TestFreezePatches(t *testing.T) {
 	// one more pod since (3 - 2 = 1 would let it keep it): back to 2.
 	unfrozenSTS := sts(3, ptr(int32(0)), 3, 3, 3, 2, "a", "b")
 	unfrozenSTS.Annotations = map[string]string{PausedPartitionAnnotation: "0", FrozenPartitionAnnotation: "2"}
+	// The same before the controller observed the hand patch: 2, not
+	// replicas.
+	unobservedSTS := sts(3, ptr(int32(0)), 4, 3, 3, 1, "a", "b")
+	unobservedSTS.Annotations = unfrozenSTS.Annotations
 	legacySTS := sts(3, ptr(int32(2)), 2, 2, 3, 1, "a", "b") // frozen before the frozen partition was recorded
 	legacySTS.Annotations = map[string]string{PausedPartitionAnnotation: "0"}
 	rolling := ds(2, 2, 3, 1, 3)
@@ -156,6 +160,9 @@ func TestFreezePatches(t *testing.T) {
 			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`, ""},
 		{"freeze sts again: nothing to write", frozenSTS, true, "", ""},
 		{"freeze sts lowered by hand: the recorded 2 back", unfrozenSTS, true,
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`,
+			"partition 0, frozen again at 2"},
+		{"freeze sts lowered by hand, not observed yet: the recorded 2 back", unobservedSTS, true,
 			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`,
 			"partition 0, frozen again at 2"},
 		{"freeze sts frozen before the record: recorded", legacySTS, true,
