@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/gitpace/gitpace/appliers"
 	"github.com/gitpace/gitpace/appliers/health"
@@ -183,6 +184,43 @@ func testWorkloadRolloutFollowedAndPaused(t *testing.T, kind string) {
 	if row := appRow(f.statusTable(), "db"); len(row) < 5 || row[3] != "Paused" || row[4] != "Suspended" {
 		t.Errorf("status row %q, want STATE Paused, HEALTH Suspended\n%s", row, f.statusTable())
 	}
+
+	// A hand unfreeze while paused (kubectl patch of the partition, or of
+	// the DaemonSet's updateStrategy) is frozen again at once, to the
+	// partition the freeze recorded, with a line; the app stays Paused and
+	// Suspended.
+	unfreeze := `{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`
+	if kind == "DaemonSet" {
+		unfreeze = `{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":1}}}}`
+	}
+	byHand := metav1.PatchOptions{FieldManager: "kubectl-patch"}
+	var err error
+	if kind == "StatefulSet" {
+		_, err = f.kube.AppsV1().StatefulSets(f.ns).Patch(ctx, "db", types.MergePatchType, []byte(unfreeze), byHand)
+	} else {
+		_, err = f.kube.AppsV1().DaemonSets(f.ns).Patch(ctx, "db", types.MergePatchType, []byte(unfreeze), byHand)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.eventually("hand unfreeze frozen again, pods settled", time.Minute, func() bool {
+		l := read()
+		return l.partition == frozen.partition && l.strategy == frozen.strategy && l.annotated && l.observed && l.ready == 3 && podsSettled(l)
+	})
+	// Every pod Ready and the re-freeze observed: an unfrozen controller
+	// would go on. In the moment between the hand patch and the re-freeze
+	// the controller may have replaced one pod (StatefulSet: one ordinal at
+	// a time; DaemonSet: maxUnavailable 1), which stays as it is; no other.
+	if l := read(); l.updated > frozen.updated+1 || l.updated == 3 {
+		t.Fatalf("rollout moved after a hand unfreeze while paused: %d -> %d pods updated", frozen.updated, l.updated)
+	}
+	if out := f.out.String(); !strings.Contains(out, "app db: drift: "+kind+" "+f.ns+"/db unfrozen by hand while paused") {
+		t.Errorf("no line says the hand unfreeze was undone:\n%s", out)
+	}
+	f.eventually("Paused and Suspended after the re-freeze", 10*time.Second, func() bool {
+		st := f.appState("db")
+		return st.Phase == state.Paused && st.Health == health.Suspended
+	})
 
 	if _, err := sources.Resume(f.repo.Dir, "apps", "db"); err != nil {
 		t.Fatal(err)

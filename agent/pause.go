@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gitpace/gitpace/appliers"
@@ -34,11 +35,16 @@ func (a *Agent) freeze(ctx context.Context, st *state.App, phase state.Phase, re
 			a.expect(ref, gen)
 		}
 		for _, ref := range rolledWorkloads(st.Inventory) { // StatefulSet: partition held; DaemonSet: OnDelete
-			gen, err := a.applier.FreezeWorkload(ctx, ref)
+			gen, again, err := a.applier.FreezeWorkload(ctx, ref)
 			if err != nil {
 				return err
 			}
 			a.expect(ref, gen) // gitpace's own write, not drift
+			// A hand unfreeze (kubectl patch) the watch marked as drift.
+			if again != "" {
+				a.printf("app %s: drift: %s %s/%s unfrozen by hand while %s (%s)", st.Name, ref.Kind, ref.Namespace, ref.Name, strings.ToLower(string(phase)), again)
+				a.cfg.Log.Info("re-frozen", "app", st.Name, "object", ref.String(), "was", again)
+			}
 		}
 	}
 	if !already || *st.PausedBy != reason {

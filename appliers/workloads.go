@@ -49,10 +49,15 @@ import (
 //     controller. The whole updateStrategy git had is restored on resume.
 
 // Annotations that hold, while gitpace freezes a StatefulSet or DaemonSet,
-// the value its freeze replaced.
+// the value its freeze replaced (Paused*), and the partition the freeze
+// wrote (FrozenPartitionAnnotation): a partition lowered by hand while the
+// app is paused is raised back to it, never recomputed from the pods the
+// controller updated in between, and a restarted agent reads it from the
+// object.
 const (
 	PausedPartitionAnnotation      = "gitpace.dev/paused-partition"
 	PausedUpdateStrategyAnnotation = "gitpace.dev/paused-update-strategy"
+	FrozenPartitionAnnotation      = "gitpace.dev/frozen-partition"
 )
 
 // StatefulSetStatus evaluates a StatefulSet exactly as `kubectl rollout
@@ -207,10 +212,15 @@ func FreezePartition(s *appsv1.StatefulSet, gitPartition int32) int32 {
 // FreezeWorkload freezes the rollout of a StatefulSet or DaemonSet (see the
 // top of this file) with one merge patch by PauseFieldManager, recording
 // what it replaced in an annotation; a workload already frozen keeps the
-// recorded value (a StatefulSet's partition is recomputed, never lowered
-// below it). It returns the generation after the patch; 0 and no error when
-// the object is missing or is not a StatefulSet or DaemonSet.
-func (a *Applier) FreezeWorkload(ctx context.Context, ref ObjectRef) (int64, error) {
+// recorded value (a StatefulSet's partition goes back to the one the freeze
+// wrote, FrozenPartitionAnnotation; recomputed only for a freeze written
+// before that annotation existed). It returns the
+// generation after the patch, and refrozen: for a workload that was frozen
+// already and whose freeze someone undid by hand (a partition lowered, an
+// updateStrategy switched back), what it found and restored, e.g.
+// "partition 0, frozen again at 2"; "" otherwise. 0 and no error when the
+// object is missing or is not a StatefulSet or DaemonSet.
+func (a *Applier) FreezeWorkload(ctx context.Context, ref ObjectRef) (gen int64, refrozen string, err error) {
 	return a.patchWorkload(ctx, ref, true)
 }
 
@@ -218,55 +228,58 @@ func (a *Applier) FreezeWorkload(ctx context.Context, ref ObjectRef) (int64, err
 // DaemonSet's updateStrategy git had is written back and the annotation
 // removed. A workload that is not frozen is left alone.
 func (a *Applier) UnfreezeWorkload(ctx context.Context, ref ObjectRef) (int64, error) {
-	return a.patchWorkload(ctx, ref, false)
+	gen, _, err := a.patchWorkload(ctx, ref, false)
+	return gen, err
 }
 
-func (a *Applier) patchWorkload(ctx context.Context, ref ObjectRef, freeze bool) (int64, error) {
+func (a *Applier) patchWorkload(ctx context.Context, ref ObjectRef, freeze bool) (int64, string, error) {
 	if ref.Group != "apps" || (ref.Kind != "StatefulSet" && ref.Kind != "DaemonSet") {
-		return 0, nil
+		return 0, "", nil
 	}
 	u, err := a.Get(ctx, ref)
 	if err != nil {
-		return 0, &ObjectError{Ref: ref, Err: err}
+		return 0, "", &ObjectError{Ref: ref, Err: err}
 	}
 	if u == nil {
-		return 0, nil
+		return 0, "", nil
 	}
 	var body []byte
+	var refrozen string
 	if ref.Kind == "StatefulSet" {
-		body, err = statefulSetFreezePatch(u, freeze)
+		body, refrozen, err = statefulSetFreezePatch(u, freeze)
 	} else {
-		body, err = daemonSetFreezePatch(u, freeze)
+		body, refrozen, err = daemonSetFreezePatch(u, freeze)
 	}
 	if err != nil || body == nil {
 		if err != nil {
 			err = &ObjectError{Ref: ref, Err: err}
 		}
-		return u.GetGeneration(), err
+		return u.GetGeneration(), "", err
 	}
 	ri, _, err := a.resource(ref)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	out, err := ri.Patch(ctx, ref.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: PauseFieldManager})
 	if apierrors.IsNotFound(err) {
-		return 0, nil
+		return 0, "", nil
 	}
 	if err != nil {
-		return 0, &ObjectError{Ref: ref, Err: err}
+		return 0, "", &ObjectError{Ref: ref, Err: err}
 	}
-	return out.GetGeneration(), nil
+	return out.GetGeneration(), refrozen, nil
 }
 
-// statefulSetFreezePatch is the merge patch that freezes (or unfreezes) s;
-// nil when there is nothing to write.
-func statefulSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, error) {
+// statefulSetFreezePatch is the merge patch that freezes (or unfreezes) s,
+// nil when there is nothing to write, and what a freeze undone by hand
+// becomes (see FreezeWorkload).
+func statefulSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, string, error) {
 	var s appsv1.StatefulSet
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-		return nil, nil // the controller rolls nothing by itself
+		return nil, "", nil // the controller rolls nothing by itself
 	}
 	live := int32(0)
 	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
@@ -277,69 +290,93 @@ func statefulSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, 
 	if frozen {
 		p, err := strconv.ParseInt(saved, 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("annotation %s: %q is not a partition", PausedPartitionAnnotation, saved)
+			return nil, "", fmt.Errorf("annotation %s: %q is not a partition", PausedPartitionAnnotation, saved)
 		}
 		git = int32(p)
 	}
+	held := int32(-1) // the partition the freeze wrote; -1 before gitpace recorded it
+	if rec, ok := s.Annotations[FrozenPartitionAnnotation]; ok && frozen {
+		p, err := strconv.ParseInt(rec, 10, 32)
+		if err != nil {
+			return nil, "", fmt.Errorf("annotation %s: %q is not a partition", FrozenPartitionAnnotation, rec)
+		}
+		held = int32(p)
+	}
 	var patch map[string]any
+	refrozen := ""
 	switch {
 	case freeze:
 		p := FreezePartition(&s, git)
-		if frozen && p == live {
-			return nil, nil
+		if held >= 0 {
+			// Frozen already: what the freeze wrote, not recomputed from
+			// the pods a hand unfreeze let the controller update, nor
+			// replicas while the controller has not observed that patch.
+			p = max(held, git)
+		}
+		if frozen && p == live && held == p {
+			return nil, "", nil
+		}
+		if frozen && live < p {
+			refrozen = fmt.Sprintf("partition %d, frozen again at %d", live, p)
 		}
 		patch = map[string]any{
-			"metadata": map[string]any{"annotations": map[string]any{PausedPartitionAnnotation: strconv.Itoa(int(git))}},
+			"metadata": map[string]any{"annotations": map[string]any{PausedPartitionAnnotation: strconv.Itoa(int(git)), FrozenPartitionAnnotation: strconv.Itoa(int(p))}},
 			"spec":     map[string]any{"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"partition": p}}},
 		}
 	case !frozen:
-		return nil, nil
+		return nil, "", nil
 	default:
 		patch = map[string]any{
-			"metadata": map[string]any{"annotations": map[string]any{PausedPartitionAnnotation: nil}},
+			"metadata": map[string]any{"annotations": map[string]any{PausedPartitionAnnotation: nil, FrozenPartitionAnnotation: nil}},
 			"spec":     map[string]any{"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"partition": git}}},
 		}
 	}
-	return json.Marshal(patch)
+	b, err := json.Marshal(patch)
+	return b, refrozen, err
 }
 
-// daemonSetFreezePatch is the merge patch that freezes (or unfreezes) d;
-// nil when there is nothing to write.
-func daemonSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, error) {
+// daemonSetFreezePatch is the merge patch that freezes (or unfreezes) d,
+// nil when there is nothing to write, and what a freeze undone by hand
+// becomes (see FreezeWorkload).
+func daemonSetFreezePatch(u *unstructured.Unstructured, freeze bool) ([]byte, string, error) {
 	saved, frozen := u.GetAnnotations()[PausedUpdateStrategyAnnotation]
 	var patch map[string]any
 	switch {
 	case freeze && frozen:
-		if t, _, _ := unstructured.NestedString(u.Object, "spec", "updateStrategy", "type"); t == string(appsv1.OnDeleteDaemonSetStrategyType) {
-			return nil, nil
+		t, _, _ := unstructured.NestedString(u.Object, "spec", "updateStrategy", "type")
+		if t == string(appsv1.OnDeleteDaemonSetStrategyType) {
+			return nil, "", nil
 		}
 		patch = map[string]any{"spec": map[string]any{"updateStrategy": map[string]any{"type": "OnDelete", "rollingUpdate": nil}}}
+		b, err := json.Marshal(patch)
+		return b, fmt.Sprintf("updateStrategy %s, frozen again as OnDelete", t), err
 	case freeze:
 		strategy, found, _ := unstructured.NestedMap(u.Object, "spec", "updateStrategy")
 		if !found || strategy["type"] == string(appsv1.OnDeleteDaemonSetStrategyType) {
-			return nil, nil // git chose OnDelete: nothing rolls by itself
+			return nil, "", nil // git chose OnDelete: nothing rolls by itself
 		}
 		b, err := json.Marshal(strategy)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		patch = map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{PausedUpdateStrategyAnnotation: string(b)}},
 			"spec":     map[string]any{"updateStrategy": map[string]any{"type": "OnDelete", "rollingUpdate": nil}},
 		}
 	case !frozen:
-		return nil, nil
+		return nil, "", nil
 	default:
 		var strategy map[string]any
 		if err := json.Unmarshal([]byte(saved), &strategy); err != nil {
-			return nil, fmt.Errorf("annotation %s: %q is not an updateStrategy: %w", PausedUpdateStrategyAnnotation, saved, err)
+			return nil, "", fmt.Errorf("annotation %s: %q is not an updateStrategy: %w", PausedUpdateStrategyAnnotation, saved, err)
 		}
 		patch = map[string]any{
 			"metadata": map[string]any{"annotations": map[string]any{PausedUpdateStrategyAnnotation: nil}},
 			"spec":     map[string]any{"updateStrategy": strategy},
 		}
 	}
-	return json.Marshal(patch)
+	b, err := json.Marshal(patch)
+	return b, "", err
 }
 
 // PodFailure is a pod of a rollout's new revision in a state that does not

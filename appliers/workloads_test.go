@@ -131,41 +131,68 @@ func toUnstructured(t *testing.T, o runtime.Object) *unstructured.Unstructured {
 
 func TestFreezePatches(t *testing.T) {
 	frozenSTS := sts(3, ptr(int32(2)), 2, 2, 3, 1, "a", "b")
-	frozenSTS.Annotations = map[string]string{PausedPartitionAnnotation: "0"}
+	frozenSTS.Annotations = map[string]string{PausedPartitionAnnotation: "0", FrozenPartitionAnnotation: "2"}
+	// kubectl patch partition 0 while paused; the controller has updated
+	// one more pod since (3 - 2 = 1 would let it keep it): back to 2.
+	unfrozenSTS := sts(3, ptr(int32(0)), 3, 3, 3, 2, "a", "b")
+	unfrozenSTS.Annotations = map[string]string{PausedPartitionAnnotation: "0", FrozenPartitionAnnotation: "2"}
+	// The same before the controller observed the hand patch: 2, not
+	// replicas.
+	unobservedSTS := sts(3, ptr(int32(0)), 4, 3, 3, 1, "a", "b")
+	unobservedSTS.Annotations = unfrozenSTS.Annotations
+	legacySTS := sts(3, ptr(int32(2)), 2, 2, 3, 1, "a", "b") // frozen before the frozen partition was recorded
+	legacySTS.Annotations = map[string]string{PausedPartitionAnnotation: "0"}
 	rolling := ds(2, 2, 3, 1, 3)
 	rolling.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateDaemonSet{MaxUnavailable: nil}
 	frozenDS := ds(2, 2, 3, 1, 3)
 	frozenDS.Spec.UpdateStrategy.Type = appsv1.OnDeleteDaemonSetStrategyType
 	frozenDS.Annotations = map[string]string{PausedUpdateStrategyAnnotation: `{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}`}
+	unfrozenDS := ds(3, 3, 3, 1, 3) // kubectl patch back to RollingUpdate while paused
+	unfrozenDS.Annotations = frozenDS.Annotations
 	for _, tc := range []struct {
 		name   string
 		obj    runtime.Object
 		freeze bool
 		want   string // "" = no patch
+		again  string // refrozen: a freeze undone by hand
 	}{
 		{"freeze sts mid-rollout: partition 2, git's 0 kept", sts(3, ptr(int32(0)), 2, 2, 3, 1, "a", "b"), true,
-			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`},
-		{"freeze sts again: nothing to write", frozenSTS, true, ""},
-		{"unfreeze sts: git's 0 back, annotation gone", frozenSTS, false,
-			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":null}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`},
-		{"unfreeze a sts never frozen: nothing", sts(3, ptr(int32(0)), 2, 2, 3, 1, "a", "b"), false, ""},
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`, ""},
+		{"freeze sts again: nothing to write", frozenSTS, true, "", ""},
+		{"freeze sts lowered by hand: the recorded 2 back", unfrozenSTS, true,
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`,
+			"partition 0, frozen again at 2"},
+		{"freeze sts lowered by hand, not observed yet: the recorded 2 back", unobservedSTS, true,
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`,
+			"partition 0, frozen again at 2"},
+		{"freeze sts frozen before the record: recorded", legacySTS, true,
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":"0","gitpace.dev/frozen-partition":"2"}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}`, ""},
+		{"unfreeze sts: git's 0 back, annotations gone", frozenSTS, false,
+			`{"metadata":{"annotations":{"gitpace.dev/paused-partition":null,"gitpace.dev/frozen-partition":null}},"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}`, ""},
+		{"unfreeze a sts never frozen: nothing", sts(3, ptr(int32(0)), 2, 2, 3, 1, "a", "b"), false, "", ""},
 		{"freeze ds: OnDelete, strategy kept", rolling, true,
-			`{"metadata":{"annotations":{"gitpace.dev/paused-update-strategy":"{\"rollingUpdate\":{},\"type\":\"RollingUpdate\"}"}},"spec":{"updateStrategy":{"rollingUpdate":null,"type":"OnDelete"}}}`},
-		{"freeze ds again: nothing", frozenDS, true, ""},
+			`{"metadata":{"annotations":{"gitpace.dev/paused-update-strategy":"{\"rollingUpdate\":{},\"type\":\"RollingUpdate\"}"}},"spec":{"updateStrategy":{"rollingUpdate":null,"type":"OnDelete"}}}`, ""},
+		{"freeze ds again: nothing", frozenDS, true, "", ""},
+		{"freeze ds switched back by hand: OnDelete again", unfrozenDS, true,
+			`{"spec":{"updateStrategy":{"rollingUpdate":null,"type":"OnDelete"}}}`, "updateStrategy RollingUpdate, frozen again as OnDelete"},
 		{"unfreeze ds: git's strategy back", frozenDS, false,
-			`{"metadata":{"annotations":{"gitpace.dev/paused-update-strategy":null}},"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}}}`},
+			`{"metadata":{"annotations":{"gitpace.dev/paused-update-strategy":null}},"spec":{"updateStrategy":{"rollingUpdate":{"maxSurge":0,"maxUnavailable":1},"type":"RollingUpdate"}}}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := toUnstructured(t, tc.obj)
 			var got []byte
+			var again string
 			var err error
 			if _, isSTS := tc.obj.(*appsv1.StatefulSet); isSTS {
-				got, err = statefulSetFreezePatch(u, tc.freeze)
+				got, again, err = statefulSetFreezePatch(u, tc.freeze)
 			} else {
-				got, err = daemonSetFreezePatch(u, tc.freeze)
+				got, again, err = daemonSetFreezePatch(u, tc.freeze)
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if again != tc.again {
+				t.Errorf("refrozen %q, want %q", again, tc.again)
 			}
 			if tc.want == "" {
 				if got != nil {
